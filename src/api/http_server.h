@@ -1,0 +1,46 @@
+// HttpServer: the HTTP/1.1 REST front-end of the node (EKV under /v1/kv, watch as Server-Sent
+// Events under /v1/watch, /healthz, /metrics). Keep-alive, bounded request sizes, JSON errors.
+//
+// Lifecycle: Create(config) -> Start() -> Stop() (idempotent). Stop() closes the listener and all
+// connections (including open watch streams) and joins the I/O threads.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/host_port.h"
+#include "common/metrics.h"
+#include "common/status.h"
+#include "kv/store.h"
+
+namespace edgeflow::api {
+
+struct HttpServerConfig {
+  HostPort listen{"127.0.0.1", 7070};
+  size_t io_threads = 2;
+  size_t max_key_bytes = 1024;
+  size_t max_value_bytes = 64 << 20;
+  size_t max_header_bytes = 16 << 10;
+  size_t max_connections = 10000;
+  int idle_timeout_seconds = 300;  // keep-alive connections idle longer than this are closed
+};
+
+// Extra facts the node reports on GET /v1/node (node id, version, listen addresses, ...).
+using NodeInfoProvider = std::function<std::string()>;  // returns a JSON object as text
+
+class HttpServer {
+ public:
+  // `store` and `metrics` must outlive the server.
+  static Result<std::unique_ptr<HttpServer>> Create(HttpServerConfig config, kv::Store* store,
+                                                    metrics::Registry* metrics,
+                                                    NodeInfoProvider node_info);
+  virtual ~HttpServer() = default;
+
+  virtual Status Start() = 0;
+  virtual void Stop() noexcept = 0;
+  virtual HostPort bound_address() const = 0;
+};
+
+}  // namespace edgeflow::api

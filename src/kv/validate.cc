@@ -1,0 +1,33 @@
+#include <string>
+
+#include "kv/store.h"
+
+namespace edgeflow::kv {
+
+Status ValidateNamespace(std::string_view ns) {
+  if (ns.empty()) return Status::InvalidArgument("namespace must not be empty");
+  if (ns.size() > 64) {
+    return Status::InvalidArgument("namespace is too long (" + std::to_string(ns.size()) +
+                                   " bytes > max 64)");
+  }
+  for (char c : ns) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      return Status::InvalidArgument(
+          "invalid namespace: only letters, digits, '_', '-' and '.' are allowed");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateKey(std::string_view key, size_t max_key_bytes) {
+  if (key.empty()) return Status::InvalidArgument("key must not be empty");
+  if (key.size() > max_key_bytes) {
+    return Status::ResourceExhausted("key too large (" + std::to_string(key.size()) +
+                                     " bytes > max " + std::to_string(max_key_bytes) + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace edgeflow::kv

@@ -1,0 +1,126 @@
+#include "node/node.h"
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+
+#ifndef EDGEFLOW_VERSION
+#define EDGEFLOW_VERSION "0.0.0"
+#endif
+
+namespace edgeflow::node {
+
+Result<std::unique_ptr<Node>> Node::Create(NodeConfig config) {
+  FinalizeConfig(&config);
+  std::unique_ptr<Node> node(new Node(std::move(config)));
+  auto store = kv::Store::Open(node->config_.kv);
+  if (!store) {
+    Status s = store.error();
+    if (s.message().find("lock") != std::string::npos) {
+      return Error(Status(s.code(), s.message() +
+                                        " (is another edgeflowd using this data directory?)"));
+    }
+    return Error(std::move(s));
+  }
+  node->store_ = std::move(*store);
+  node->RegisterStoreMetrics();
+
+  Node* self = node.get();
+  auto http = api::HttpServer::Create(node->config_.http, node->store_.get(), &node->metrics_,
+                                      [self] { return self->NodeInfoJson(); });
+  if (!http) return Error(std::move(http.error()));
+  node->http_ = std::move(*http);
+  auto resp = api::RespServer::Create(node->config_.resp, node->store_.get(), &node->metrics_);
+  if (!resp) return Error(std::move(resp.error()));
+  node->resp_ = std::move(*resp);
+  return node;
+}
+
+Node::~Node() { Stop(); }
+
+void Node::RegisterStoreMetrics() {
+  kv::Store* store = store_.get();
+  metrics_.AddGauge("edgeflow_kv_last_seq", "Sequence number of the newest change-log record",
+                    [store] { return static_cast<double>(store->LastSeq()); });
+  metrics_.AddGauge("edgeflow_kv_estimated_keys", "Estimated number of stored keys (RocksDB)",
+                    [store] { return static_cast<double>(store->Stats().estimated_keys); });
+  metrics_.AddGauge("edgeflow_kv_sst_bytes", "Bytes in live SST files",
+                    [store] { return static_cast<double>(store->Stats().live_sst_bytes); });
+  metrics_.AddGauge("edgeflow_kv_blob_bytes", "Bytes in blob files (large values)",
+                    [store] { return static_cast<double>(store->Stats().blob_file_bytes); });
+  metrics_.AddGauge("edgeflow_kv_memtable_bytes", "Bytes in memtables",
+                    [store] { return static_cast<double>(store->Stats().memtable_bytes); });
+}
+
+Status Node::Start() {
+  if (started_) return Status::Ok();
+  started_at_ms_ = SystemClock::Default()->NowMillis();
+  if (Status s = http_->Start(); !s.ok()) {
+    return Status(s.code(), "HTTP listener on " + config_.http.listen.ToString() + ": " +
+                                s.message());
+  }
+  if (Status s = resp_->Start(); !s.ok()) {
+    http_->Stop();
+    return Status(s.code(), "RESP listener on " + config_.resp.listen.ToString() + ": " +
+                                s.message());
+  }
+  started_ = true;
+  log::Info("listening", {{"proto", "http"}, {"addr", http_->bound_address().ToString()}});
+  log::Info("listening", {{"proto", "resp"}, {"addr", resp_->bound_address().ToString()}});
+  if (Status s = WriteListenFile(); !s.ok()) {
+    log::Warn("cannot write the listen file", {{"error", s.message()}});
+  }
+  return Status::Ok();
+}
+
+void Node::Stop() noexcept {
+  if (!started_) return;
+  started_ = false;
+  std::error_code ec;
+  std::filesystem::remove(listen_file(), ec);
+  // Reverse order of Start(): no new requests, then the store closes when the node is destroyed.
+  resp_->Stop();
+  http_->Stop();
+}
+
+std::string Node::NodeInfoJson() const {
+  nlohmann::json info = {
+      {"node_id", kv::NodeIdToString(store_->node_id())},
+      {"version", EDGEFLOW_VERSION},
+      {"started_at_ms", started_at_ms_},
+      {"last_seq", store_->LastSeq()},
+      {"http", http_->bound_address().ToString()},
+      {"resp", resp_->bound_address().ToString()},
+      {"sync_writes", config_.kv.sync_writes},
+      {"limits",
+       {{"max_key_bytes", config_.kv.max_key_bytes},
+        {"max_value_bytes", config_.kv.max_value_bytes}}},
+  };
+  return info.dump();
+}
+
+Status Node::WriteListenFile() const {
+  nlohmann::json info = {
+      {"pid", static_cast<int64_t>(::getpid())},
+      {"node_id", kv::NodeIdToString(store_->node_id())},
+      {"http", http_->bound_address().ToString()},
+      {"resp", resp_->bound_address().ToString()},
+  };
+  std::filesystem::path tmp = listen_file();
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << info.dump() << "\n";
+    if (!out.good()) return Status::IoError("cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, listen_file(), ec);
+  if (ec) return Status::IoError("cannot rename " + tmp.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace edgeflow::node

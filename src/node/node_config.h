@@ -1,0 +1,34 @@
+// NodeConfig: everything a node is configured with. Built from embedded defaults, then a YAML
+// file (--config), then command-line flags; the node's components each get their own plain
+// config struct from it.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "api/http_server.h"
+#include "api/resp_server.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "kv/store.h"
+
+namespace edgeflow::node {
+
+struct NodeConfig {
+  std::filesystem::path data_dir = "data";
+  log::Level log_level = log::Level::kInfo;
+  log::Format log_format = log::Format::kText;
+  kv::StoreOptions kv;              // kv.dir is derived: data_dir / "kv"
+  api::HttpServerConfig http;
+  api::RespServerConfig resp;
+};
+
+// Reads a YAML config file over `config`. Unknown keys and bad values are errors that name the key.
+Status LoadConfigFile(const std::filesystem::path& path, NodeConfig* config);
+// Parses YAML text over `config` (what LoadConfigFile does after reading the file).
+Status ParseConfigYaml(std::string_view yaml_text, std::string_view source, NodeConfig* config);
+// Copies shared settings (limits, paths) into the component configs; call after all overrides.
+void FinalizeConfig(NodeConfig* config);
+
+}  // namespace edgeflow::node
