@@ -17,7 +17,7 @@ class Section {
 
   Status CheckShape() const {
     if (node_ && !node_.IsNull() && !node_.IsMap()) {
-      return Status::InvalidArgument(Where("") + "must be a mapping");
+      return Status::InvalidArgument(Name("") + " must be a mapping");
     }
     return Status::Ok();
   }
@@ -29,7 +29,7 @@ class Section {
     try {
       *out = node_[key].as<T>();
     } catch (const YAML::Exception&) {
-      return Status::InvalidArgument(Where(key) + "has a bad value");
+      return Status::InvalidArgument(Name(key) + " has a bad value");
     }
     return Status::Ok();
   }
@@ -39,14 +39,14 @@ class Section {
     EF_RETURN_IF_ERROR(Read(key, &text));
     if (text.empty()) return Status::Ok();
     auto parsed = ParseHostPort(text);
-    if (!parsed) return Status::InvalidArgument(Where(key) + parsed.error().message());
+    if (!parsed) return Status::InvalidArgument(Name(key) + ": " + parsed.error().message());
     *out = *parsed;
     return Status::Ok();
   }
 
   Section Child(const std::string& key) {
     known_.insert(key);
-    return Section(node_ && node_.IsMap() ? node_[key] : YAML::Node(), Where(key));
+    return Section(node_ && node_.IsMap() ? node_[key] : YAML::Node(), Name(key));
   }
 
   Status CheckUnknown() const {
@@ -54,16 +54,17 @@ class Section {
     for (const auto& entry : node_) {
       std::string key = entry.first.as<std::string>("");
       if (!known_.contains(key)) {
-        return Status::InvalidArgument("unknown config key '" + Where(key) + "'");
+        return Status::InvalidArgument("unknown config key '" + Name(key) + "'");
       }
     }
     return Status::Ok();
   }
 
  private:
-  std::string Where(const std::string& key) const {
-    if (path_.empty()) return key.empty() ? "" : key + " ";
-    return key.empty() ? path_ + " " : path_ + "." + key + " ";
+  // The dotted name of `key` in this section ("http.listen"), or of the section itself.
+  std::string Name(const std::string& key) const {
+    if (path_.empty()) return key.empty() ? "the top level" : key;
+    return key.empty() ? path_ : path_ + "." + key;
   }
 
   YAML::Node node_;
