@@ -163,6 +163,9 @@ Status RocksStore::OpenDb() {
   blob_options.enable_blob_garbage_collection = true;
   blob_options.blob_garbage_collection_age_cutoff = 0.25;
   blob_options.level_compaction_dynamic_level_bytes = true;
+  // Most keys have no large value: make "is there one?" (BlobMayExist) cheap in memtables too.
+  blob_options.memtable_prefix_bloom_size_ratio = 0.05;
+  blob_options.memtable_whole_key_filtering = true;
 
   rocksdb::ColumnFamilyOptions log_options;
   log_options.write_buffer_size = 16 << 20;
@@ -295,6 +298,14 @@ Result<std::vector<Result<WriteResult>>> RocksStore::Apply(std::span<const Write
   return std::move(request.results);
 }
 
+bool RocksStore::BlobMayExist(const std::string& skey) {
+  // Filters and memtables only, no I/O: false means the key has no large value.
+  // (When the key does have a large value in a memtable, this copies it; that case then reads
+  // the current record anyway, and large values are few.)
+  std::string ignored;
+  return db_->KeyMayExist(rocksdb::ReadOptions(), blobs_cf_, skey, &ignored);
+}
+
 Result<RocksStore::KeyState*> RocksStore::LoadState(
     const std::string& skey, std::unordered_map<std::string, KeyState>* overlay) {
   auto [it, inserted] = overlay->try_emplace(skey);
@@ -328,9 +339,20 @@ Result<WriteResult> RocksStore::PrepareOp(const WriteOp& op, rocksdb::WriteBatch
                                           uint64_t* next_seq) {
   if (Status s = ValidateWrite(op, options_); !s.ok()) return Error(std::move(s));
   const std::string skey = StorageKey(op.ns, op.key);
-  auto loaded = LoadState(skey, overlay);
-  if (!loaded) return Error(std::move(loaded.error()));
-  const KeyState& current = **loaded;
+  // A plain put does not depend on the current record, except to delete a large value it
+  // replaces. Large values are rare and the blobs family has bloom filters, so asking it first is
+  // much cheaper than reading the current record (the hot path of SET-heavy workloads).
+  static const KeyState kUnknownState;
+  const bool blind = op.kind == WriteOp::Kind::kPut &&
+                     op.put.condition == PutCondition::kAlways && !op.put.if_version &&
+                     !op.put.keep_ttl && !overlay->contains(skey) && !BlobMayExist(skey);
+  const KeyState* state = &kUnknownState;
+  if (!blind) {
+    auto loaded = LoadState(skey, overlay);
+    if (!loaded) return Error(std::move(loaded.error()));
+    state = *loaded;
+  }
+  const KeyState& current = *state;
   const int64_t now = clock_->NowMillis();
   const bool live = current.exists && !current.record.tombstone() && !current.record.ExpiredAt(now);
   const bool had_blob = current.exists && current.record.external();

@@ -91,6 +91,7 @@ class RocksStore final : public Store {
   // Loads the state of `skey` into the overlay (if not already there) and returns it.
   Result<KeyState*> LoadState(const std::string& skey,
                               std::unordered_map<std::string, KeyState>* overlay);
+  bool BlobMayExist(const std::string& skey);
   void StoreState(const std::string& skey, std::string encoded,
                   std::unordered_map<std::string, KeyState>* overlay);
   Result<WriteResult> SubmitOne(const WriteOp& op);
