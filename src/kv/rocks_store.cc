@@ -576,7 +576,54 @@ std::vector<Result<Item>> RocksStore::MultiGet(std::string_view ns,
                                                std::span<const std::string_view> keys) {
   std::vector<Result<Item>> out;
   out.reserve(keys.size());
-  for (std::string_view key : keys) out.push_back(ReadItem(ns, key, true));
+  if (Status s = ValidateNamespace(ns); !s.ok()) {
+    for (size_t i = 0; i < keys.size(); ++i) out.push_back(Error(s));
+    return out;
+  }
+  // One batched RocksDB lookup for the valid keys (it shares work between keys that single Gets
+  // repeat); invalid keys and large values take the single-key path for their exact result.
+  std::vector<std::string> skeys;
+  std::vector<size_t> slot;
+  skeys.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (ValidateKey(keys[i], options_.max_key_bytes).ok()) {
+      skeys.push_back(StorageKey(ns, keys[i]));
+      slot.push_back(i);
+    }
+  }
+  std::vector<rocksdb::Slice> slices(skeys.begin(), skeys.end());
+  std::vector<rocksdb::PinnableSlice> values(skeys.size());
+  std::vector<rocksdb::Status> statuses(skeys.size());
+  if (!skeys.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), kv_cf_, skeys.size(), slices.data(), values.data(),
+                  statuses.data());
+  }
+  std::vector<std::optional<Result<Item>>> found(keys.size());
+  const int64_t now = clock_->NowMillis();
+  for (size_t j = 0; j < skeys.size(); ++j) {
+    const std::string_view key = keys[slot[j]];
+    if (statuses[j].IsNotFound()) {
+      found[slot[j]] = Error(Status::NotFound("key '" + std::string(key) + "' does not exist"));
+      continue;
+    }
+    if (!statuses[j].ok()) continue;  // retried below, which reports the error
+    Record record;
+    if (!DecodeRecord({values[j].data(), values[j].size()}, &record).ok() ||
+        record.external()) {
+      continue;
+    }
+    if (record.tombstone() || record.ExpiredAt(now)) {
+      found[slot[j]] = Error(Status::NotFound("key '" + std::string(key) + "' does not exist"));
+      continue;
+    }
+    Item item;
+    item.value.assign(record.inline_value);
+    item.meta = std::move(record.meta);
+    found[slot[j]] = std::move(item);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    out.push_back(found[i] ? std::move(*found[i]) : ReadItem(ns, keys[i], true));
+  }
   return out;
 }
 

@@ -462,6 +462,25 @@ TEST_F(StoreTest, MultiGetReturnsEachKeyInOrder) {
   EXPECT_EQ(items[0]->value, "1");
   EXPECT_EQ(items[1].error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(items[2]->value.size(), 2000u);
+
+  // Deleted, expired, invalid and duplicate keys, each with its own result.
+  ASSERT_TRUE(store_->Delete("ns", "a"));
+  PutOptions ttl;
+  ttl.ttl_ms = 10;
+  ASSERT_TRUE(store_->Put("ns", "t", "x", ttl));
+  clock_.Advance(20ms);
+  std::string huge(2000, 'k');
+  std::vector<std::string_view> mixed = {"a", "t", "", huge, "c", "c"};
+  auto results = store_->MultiGet("ns", mixed);
+  ASSERT_EQ(results.size(), 6u);
+  EXPECT_EQ(results[0].error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(results[1].error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(results[2].error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(results[3].error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(results[4]->value, results[5]->value);
+  auto bad_ns = store_->MultiGet("bad ns", mixed);
+  ASSERT_EQ(bad_ns.size(), 6u);
+  EXPECT_EQ(bad_ns[4].error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST_F(StoreTest, RejectsBadInputWithClearErrors) {
