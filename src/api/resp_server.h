@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "common/clock.h"
 #include "common/host_port.h"
 #include "common/metrics.h"
 #include "common/status.h"
@@ -24,7 +25,16 @@ struct RespServerConfig {
   size_t max_value_bytes = 64 << 20;
   size_t max_args = 1 << 20;           // elements in one command (MSET, MGET, DEL)
   size_t max_inline_bytes = 64 << 10;  // inline (telnet-style) command line length
+  // One command on the wire, all arguments together: bounds what one client can make the server
+  // buffer (Redis' client-query-buffer-limit).
+  size_t max_command_bytes = 256 << 20;
   size_t max_connections = 10000;
+  // SCAN cursors are kept node-wide; the least recently used beyond this many are dropped, and any
+  // unused for scan_cursor_ttl_seconds.
+  size_t max_scan_cursors = 10000;
+  int scan_cursor_ttl_seconds = 600;
+  std::string server_version;    // reported by INFO as edgeflow_version
+  const Clock* clock = nullptr;  // for TTL arithmetic; nullptr = system clock
 };
 
 class RespServer {

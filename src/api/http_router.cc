@@ -1,0 +1,143 @@
+#include "api/http_router.h"
+
+#include "api/url_codec.h"
+
+namespace edgeflow::api {
+namespace {
+
+constexpr std::string_view kReadOnly = "GET, HEAD";
+constexpr std::string_view kItemMethods = "GET, HEAD, PUT, POST, DELETE";
+constexpr std::string_view kGetOnly = "GET";
+
+bool Allows(HttpRoute route, HttpMethod method) {
+  switch (route) {
+    case HttpRoute::kHealthz:
+    case HttpRoute::kMetrics:
+    case HttpRoute::kNode:
+    case HttpRoute::kKvList:
+      return method == HttpMethod::kGet || method == HttpMethod::kHead;
+    case HttpRoute::kKvItem:
+      return method != HttpMethod::kOther;
+    case HttpRoute::kWatch:
+      return method == HttpMethod::kGet;
+    case HttpRoute::kUnknown:
+      return false;
+  }
+  return false;
+}
+
+std::string_view AllowHeader(HttpRoute route) {
+  switch (route) {
+    case HttpRoute::kKvItem:
+      return kItemMethods;
+    case HttpRoute::kWatch:
+      return kGetOnly;
+    default:
+      return kReadOnly;
+  }
+}
+
+bool ConsumePrefix(std::string_view* text, std::string_view prefix) {
+  if (!text->starts_with(prefix)) return false;
+  text->remove_prefix(prefix.size());
+  return true;
+}
+
+Status NotFound(std::string_view path) {
+  std::string shown(path.substr(0, 200));
+  return Status::NotFound("no resource at '" + shown +
+                          "' (try /v1/kv/{ns}/{key}, /v1/kv/{ns}, /v1/watch/{ns}, /v1/node, "
+                          "/healthz, /metrics)");
+}
+
+}  // namespace
+
+HttpMethod ParseHttpMethod(std::string_view name) {
+  if (name == "GET") return HttpMethod::kGet;
+  if (name == "HEAD") return HttpMethod::kHead;
+  if (name == "PUT") return HttpMethod::kPut;
+  if (name == "POST") return HttpMethod::kPost;
+  if (name == "DELETE") return HttpMethod::kDelete;
+  return HttpMethod::kOther;
+}
+
+std::string_view HttpMethodName(HttpMethod method) {
+  switch (method) {
+    case HttpMethod::kGet:
+      return "GET";
+    case HttpMethod::kHead:
+      return "HEAD";
+    case HttpMethod::kPut:
+      return "PUT";
+    case HttpMethod::kPost:
+      return "POST";
+    case HttpMethod::kDelete:
+      return "DELETE";
+    case HttpMethod::kOther:
+      return "OTHER";
+  }
+  return "OTHER";
+}
+
+std::string_view HttpRouteName(HttpRoute route) {
+  switch (route) {
+    case HttpRoute::kHealthz:
+      return "healthz";
+    case HttpRoute::kMetrics:
+      return "metrics";
+    case HttpRoute::kNode:
+      return "node";
+    case HttpRoute::kKvList:
+      return "kv_list";
+    case HttpRoute::kKvItem:
+      return "kv_item";
+    case HttpRoute::kWatch:
+      return "watch";
+    case HttpRoute::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+Result<RouteMatch> MatchRoute(HttpMethod method, std::string_view target) {
+  auto parts = SplitTarget(target);
+  if (!parts) return Error(parts.error());
+  RouteMatch match;
+  match.query = parts->query;
+  std::string_view path = parts->path;
+
+  if (path == "/healthz") {
+    match.route = HttpRoute::kHealthz;
+  } else if (path == "/metrics") {
+    match.route = HttpRoute::kMetrics;
+  } else if (path == "/v1/node") {
+    match.route = HttpRoute::kNode;
+  } else if (std::string_view rest = path; ConsumePrefix(&rest, "/v1/kv/")) {
+    size_t slash = rest.find('/');
+    auto ns = PercentDecode(rest.substr(0, slash), /*plus_as_space=*/false);
+    if (!ns) return Error(ns.error());
+    match.ns = std::move(*ns);
+    if (slash == std::string_view::npos) {
+      if (match.ns.empty()) return Error(NotFound(path));
+      match.route = HttpRoute::kKvList;
+    } else {
+      auto key = PercentDecode(rest.substr(slash + 1), /*plus_as_space=*/false);
+      if (!key) return Error(key.error());
+      match.key = std::move(*key);
+      match.route = HttpRoute::kKvItem;
+    }
+  } else if (std::string_view rest2 = path; ConsumePrefix(&rest2, "/v1/watch/")) {
+    if (rest2.empty() || rest2.find('/') != std::string_view::npos) return Error(NotFound(path));
+    auto ns = PercentDecode(rest2, /*plus_as_space=*/false);
+    if (!ns) return Error(ns.error());
+    match.ns = std::move(*ns);
+    match.route = HttpRoute::kWatch;
+  } else {
+    return Error(NotFound(path));
+  }
+  match.method_allowed = Allows(match.route, method);
+  match.allow = AllowHeader(match.route);
+  return match;
+}
+
+}  // namespace edgeflow::api

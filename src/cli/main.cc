@@ -1,0 +1,140 @@
+// edgeflow: command-line client of edgeflowd (EKV over the HTTP API).
+//
+//   edgeflow [--server URL] kv put NS KEY [VALUE|-] [-f FILE] [--ttl T] [--content-type T]
+//                                 [--if-version V] [--if-absent]
+//   edgeflow kv get NS KEY [--meta] [-o FILE]
+//   edgeflow kv del NS KEY [--if-version V]
+//   edgeflow kv ls NS [PREFIX] [--limit N] [--all] [--start-after K] [--json]
+//   edgeflow kv watch NS [PREFIX] [--from-seq N] [--json]
+//   edgeflow node | health | --version
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/cli_commands.h"
+#include "cli/http_client.h"
+#include "cli/server_url.h"
+
+namespace {
+
+using edgeflow::cli::kExitUsage;
+
+std::string DefaultServer() {
+  const char* env = std::getenv("EDGEFLOW_SERVER");
+  return env != nullptr && *env != '\0' ? env : std::string(edgeflow::cli::kDefaultServer);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"edgeflow: command-line client of edgeflowd"};
+  app.set_version_flag("--version", std::string("edgeflow ") + EDGEFLOW_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Exit status: 0 success, 1 the server refused the request (e.g. not found), 2 the server "
+      "could not be reached, 64 bad usage.");
+
+  std::string server = DefaultServer();
+  double timeout_seconds = 60;
+  app.add_option("--server", server, "edgeflowd HTTP address (env EDGEFLOW_SERVER)")
+      ->capture_default_str();
+  app.add_option("--timeout", timeout_seconds, "Seconds to wait for each request")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+
+  auto* health = app.add_subcommand("health", "Check that the daemon answers");
+  auto* node = app.add_subcommand("node", "Show the node's identity and addresses");
+  auto* kv = app.add_subcommand("kv", "Read and write EKV keys");
+  kv->require_subcommand(1);
+
+  edgeflow::cli::KvPutArgs put_args;
+  std::string put_value;
+  auto* put = kv->add_subcommand("put", "Write a key");
+  put->add_option("ns", put_args.ns, "Namespace")->required();
+  put->add_option("key", put_args.key, "Key")->required();
+  auto* put_value_option =
+      put->add_option("value", put_value, "Value, or '-' to read it from standard input");
+  put->add_option("-f,--file", put_args.file, "Read the value from this file");
+  put->add_option("--ttl", put_args.ttl, "Expire after this long (30, 1.5, 250ms, 5m, 2h)");
+  put->add_option("--content-type", put_args.content_type, "Content type stored with the value");
+  put->add_option("--if-version", put_args.if_version,
+                  "Write only if the current version is this one (compare-and-set)");
+  put->add_flag("--if-absent", put_args.if_absent, "Write only if the key does not exist");
+
+  std::string get_ns, get_key, get_output;
+  bool get_meta = false;
+  auto* get = kv->add_subcommand("get", "Print a key's value (raw bytes) to standard output");
+  get->add_option("ns", get_ns, "Namespace")->required();
+  get->add_option("key", get_key, "Key")->required();
+  get->add_flag("--meta", get_meta, "Print the key's metadata as JSON instead of its value");
+  get->add_option("-o,--output", get_output, "Write the value to this file");
+
+  std::string del_ns, del_key, del_if_version;
+  auto* del = kv->add_subcommand("del", "Delete a key");
+  del->alias("delete");
+  del->add_option("ns", del_ns, "Namespace")->required();
+  del->add_option("key", del_key, "Key")->required();
+  del->add_option("--if-version", del_if_version, "Delete only if the current version is this one");
+
+  edgeflow::cli::KvListArgs ls_args;
+  auto* ls = kv->add_subcommand("ls", "List keys of a namespace");
+  ls->alias("list");
+  ls->add_option("ns", ls_args.ns, "Namespace")->required();
+  ls->add_option("prefix", ls_args.prefix, "Only keys starting with this");
+  ls->add_option("--limit", ls_args.limit, "Keys per page (max 10000)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{10000}));
+  ls->add_flag("--all", ls_args.all, "Follow the pages to list every key");
+  ls->add_option("--start-after", ls_args.start_after, "Start after this key");
+  ls->add_flag("--json", ls_args.json, "Print the entries as JSON");
+
+  edgeflow::cli::KvWatchArgs watch_args;
+  uint64_t from_seq = 0;
+  auto* watch = kv->add_subcommand("watch", "Print changes as they happen, until Ctrl-C");
+  watch->add_option("ns", watch_args.ns, "Namespace, or '*' for all")->required();
+  watch->add_option("prefix", watch_args.prefix, "Only keys starting with this");
+  auto* from_seq_option =
+      watch->add_option("--from-seq", from_seq, "Start at this change-log sequence number");
+  watch->add_flag("--json", watch_args.json, "Print each change as its JSON record");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  auto url = edgeflow::cli::ServerUrl::Parse(server);
+  if (!url) {
+    std::fprintf(stderr, "edgeflow: %s\n", url.error().message().c_str());
+    return kExitUsage;
+  }
+  edgeflow::cli::HttpClient client(
+      *url, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
+  edgeflow::cli::CliCommands commands(&client, stdout, stderr);
+
+  try {
+    if (*health) return commands.Health();
+    if (*node) return commands.Node();
+    if (*put) {
+      if (*put_value_option) put_args.value = put_value;
+      return commands.KvPut(put_args);
+    }
+    if (*get) return commands.KvGet(get_ns, get_key, get_meta, get_output);
+    if (*del) return commands.KvDelete(del_ns, del_key, del_if_version);
+    if (*ls) return commands.KvList(ls_args);
+    if (*watch) {
+      if (*from_seq_option) watch_args.from_seq = from_seq;
+      return commands.KvWatch(watch_args);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "edgeflow: unexpected error: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "%s", app.help().c_str());
+  return kExitUsage;
+}
