@@ -44,6 +44,11 @@ Result<ServerUrl> ServerUrl::Parse(std::string_view text) {
     }
   }
   if (url.host.empty()) return bad("no host");
+  for (char c : url.host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == '_' || c == ':' || c == '%';
+    if (!ok) return bad("the host may contain only letters, digits, '.', '-' and '_'");
+  }
   if (!port_text.empty()) {
     unsigned port = 0;
     auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);

@@ -8,10 +8,6 @@
 
 #include "common/log.h"
 
-#ifndef EDGEFLOW_VERSION
-#define EDGEFLOW_VERSION "0.0.0"
-#endif
-
 namespace edgeflow::node {
 
 Result<std::unique_ptr<Node>> Node::Create(NodeConfig config) {

@@ -13,9 +13,20 @@
 #include "common/status.h"
 #include "kv/store.h"
 
+#ifndef EDGEFLOW_VERSION
+#define EDGEFLOW_VERSION "0.0.0"
+#endif
+
 namespace edgeflow::node {
 
 struct NodeConfig {
+  NodeConfig() {
+    http.io_threads = 0;  // automatic, resolved by FinalizeConfig
+    resp.io_threads = 0;
+    resp.server_version = kVersion;
+  }
+  static constexpr const char* kVersion = EDGEFLOW_VERSION;
+
   std::filesystem::path data_dir = "data";
   log::Level log_level = log::Level::kInfo;
   log::Format log_format = log::Format::kText;

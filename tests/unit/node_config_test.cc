@@ -15,6 +15,10 @@ TEST(NodeConfigTest, EmptyYamlKeepsDefaults) {
   EXPECT_EQ(config.http.listen.ToString(), "127.0.0.1:7070");
   EXPECT_EQ(config.resp.listen.ToString(), "127.0.0.1:7379");
   EXPECT_FALSE(config.kv.sync_writes);
+  FinalizeConfig(&config);
+  EXPECT_GE(config.http.io_threads, 1u);  // automatic
+  EXPECT_GE(config.resp.io_threads, 1u);
+  EXPECT_EQ(config.resp.server_version, EDGEFLOW_VERSION);
 }
 
 TEST(NodeConfigTest, ShippedExampleConfigParses) {
@@ -82,7 +86,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"http: [1, 2]", "must be a mapping"},
                       BadConfig{"- a\n- b", "top level"},
                       BadConfig{"http: {listen: [unclosed", "invalid YAML"},
-                      BadConfig{"resp: {io_threads: 0}", "io_threads"}));
+                      BadConfig{"resp: {io_threads: 300}", "io_threads"}));
 
 TEST(NodeConfigTest, MissingFileIsAClearError) {
   NodeConfig config;
