@@ -77,6 +77,7 @@ RocksStore::RocksStore(StoreOptions options)
     : options_(std::move(options)),
       clock_(options_.clock ? options_.clock : SystemClock::Default()),
       hlc_(clock_),
+      cache_(options_.record_cache_bytes),
       commit_queue_([this](const std::vector<WriteRequest*>& group) { CommitGroup(group); }) {}
 
 Result<std::unique_ptr<Store>> RocksStore::Open(StoreOptions options) {
@@ -306,52 +307,65 @@ bool RocksStore::BlobMayExist(const std::string& skey) {
   return db_->KeyMayExist(rocksdb::ReadOptions(), blobs_cf_, skey, &ignored);
 }
 
-Result<RocksStore::KeyState*> RocksStore::LoadState(
-    const std::string& skey, std::unordered_map<std::string, KeyState>* overlay) {
-  auto [it, inserted] = overlay->try_emplace(skey);
-  KeyState& state = it->second;
-  if (!inserted) return &state;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kv_cf_, skey, &state.encoded);
-  if (s.IsNotFound()) return &state;
-  if (!s.ok()) {
-    overlay->erase(it);
-    return Error(FromRocks(s, "cannot read the current item"));
+Result<const RocksStore::KeyState*> RocksStore::LoadState(const std::string& skey,
+                                                          Overlay* overlay, bool need_record) {
+  if (auto it = overlay->find(skey); it != overlay->end()) return &it->second;
+  // The cache is exact for the committing thread: every commit updates it before the next group
+  // starts, and readers' fills are refused once a write touched the shard.
+  RecordCache::RecordPtr cached = cache_.Lookup(skey);
+  if (!cached && !need_record && !BlobMayExist(skey)) {
+    static const KeyState kNoLargeValue;
+    return &kNoLargeValue;
   }
-  state.exists = true;
-  if (Status d = DecodeRecord(state.encoded, &state.record); !d.ok()) {
-    overlay->erase(it);
-    return Error(std::move(d));
+  KeyState state;
+  if (!cached) {
+    auto read = std::make_shared<std::string>();
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kv_cf_, skey, read.get());
+    if (!s.ok() && !s.IsNotFound()) return Error(FromRocks(s, "cannot read the current item"));
+    if (s.ok()) cached = std::move(read);
   }
-  return &state;
+  if (cached) {
+    state.exists = true;
+    state.encoded = std::move(cached);
+    if (Status d = DecodeRecord(*state.encoded, &state.record); !d.ok()) return Error(std::move(d));
+  }
+  auto [it, inserted] = overlay->emplace(skey, std::move(state));
+  return &it->second;
 }
 
-void RocksStore::StoreState(const std::string& skey, std::string encoded,
-                            std::unordered_map<std::string, KeyState>* overlay) {
+void RocksStore::StoreState(const std::string& skey, std::string encoded, Overlay* overlay) {
   KeyState& state = (*overlay)[skey];
   state.exists = true;
-  state.encoded = std::move(encoded);
+  state.written = true;
+  state.encoded = std::make_shared<const std::string>(std::move(encoded));
   // Cannot fail: we just encoded it.
-  DecodeRecord(state.encoded, &state.record).IgnoreError();
+  DecodeRecord(*state.encoded, &state.record).IgnoreError();
+}
+
+void RocksStore::PublishToCache(Overlay* overlay, bool committed) {
+  for (auto& [skey, state] : *overlay) {
+    if (!state.written) continue;
+    if (committed && state.exists) {
+      cache_.Update(skey, std::move(state.encoded));
+    } else {
+      cache_.Erase(skey);
+    }
+  }
 }
 
 Result<WriteResult> RocksStore::PrepareOp(const WriteOp& op, rocksdb::WriteBatch* batch,
-                                          std::unordered_map<std::string, KeyState>* overlay,
-                                          uint64_t* next_seq) {
+                                          Overlay* overlay, uint64_t* next_seq) {
   if (Status s = ValidateWrite(op, options_); !s.ok()) return Error(std::move(s));
   const std::string skey = StorageKey(op.ns, op.key);
   // A plain put does not depend on the current record, except to delete a large value it
-  // replaces. Large values are rare and the blobs family has bloom filters, so asking it first is
-  // much cheaper than reading the current record (the hot path of SET-heavy workloads).
-  static const KeyState kUnknownState;
-  const bool blind = op.kind == WriteOp::Kind::kPut &&
-                     op.put.condition == PutCondition::kAlways && !op.put.if_version &&
-                     !op.put.keep_ttl && !overlay->contains(skey) && !BlobMayExist(skey);
-  const KeyState* state = &kUnknownState;
-  if (!blind) {
-    auto loaded = LoadState(skey, overlay);
-    if (!loaded) return Error(std::move(loaded.error()));
-    state = *loaded;
-  }
+  // replaces; LoadState answers that without reading the record when it can (the hot path of
+  // SET-heavy workloads).
+  const bool plain_put = op.kind == WriteOp::Kind::kPut &&
+                         op.put.condition == PutCondition::kAlways && !op.put.if_version &&
+                         !op.put.keep_ttl;
+  auto loaded = LoadState(skey, overlay, /*need_record=*/!plain_put);
+  if (!loaded) return Error(std::move(loaded.error()));
+  const KeyState* state = *loaded;
   const KeyState& current = *state;
   const int64_t now = clock_->NowMillis();
   const bool live = current.exists && !current.record.tombstone() && !current.record.ExpiredAt(now);
@@ -448,11 +462,10 @@ Result<WriteResult> RocksStore::PrepareOp(const WriteOp& op, rocksdb::WriteBatch
   return WriteResult{record.meta.version, record.meta.seq, true};
 }
 
-void RocksStore::PrepareReap(WriteRequest* request, rocksdb::WriteBatch* batch,
-                             std::unordered_map<std::string, KeyState>* overlay) {
-  auto loaded = LoadState(request->reap_storage_key, overlay);
+void RocksStore::PrepareReap(WriteRequest* request, rocksdb::WriteBatch* batch, Overlay* overlay) {
+  auto loaded = LoadState(request->reap_storage_key, overlay, /*need_record=*/true);
   if (!loaded) return;
-  KeyState& state = **loaded;
+  const KeyState& state = **loaded;
   // Only if nothing rewrote the item since the compaction saw it expire.
   if (!state.exists || state.record.meta.version != request->reap_version ||
       !state.record.ExpiredAt(clock_->NowMillis())) {
@@ -460,12 +473,14 @@ void RocksStore::PrepareReap(WriteRequest* request, rocksdb::WriteBatch* batch,
   }
   batch->Delete(kv_cf_, request->reap_storage_key);
   if (state.record.external()) batch->Delete(blobs_cf_, request->reap_storage_key);
-  state = KeyState{};
+  KeyState& gone = (*overlay)[request->reap_storage_key];
+  gone = KeyState{};
+  gone.written = true;
 }
 
 void RocksStore::CommitGroup(const std::vector<WriteRequest*>& group) {
   rocksdb::WriteBatch batch;
-  std::unordered_map<std::string, KeyState> overlay;
+  Overlay overlay;
   const uint64_t first_seq = last_seq_.load(std::memory_order_relaxed) + 1;
   uint64_t next_seq = first_seq;
   for (WriteRequest* request : group) {
@@ -481,6 +496,7 @@ void RocksStore::CommitGroup(const std::vector<WriteRequest*>& group) {
   if (batch.Count() == 0) return;
 
   rocksdb::Status s = db_->Write(write_options_, &batch);
+  PublishToCache(&overlay, s.ok());
   if (!s.ok()) {
     Status failure = FromRocks(s, "write failed");
     log::Error("kv commit failed", {{"error", failure.message()}});
@@ -504,6 +520,18 @@ void RocksStore::CommitGroup(const std::vector<WriteRequest*>& group) {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+Result<RecordCache::RecordPtr> RocksStore::ReadRecord(const std::string& skey) {
+  if (RecordCache::RecordPtr cached = cache_.Lookup(skey)) return cached;
+  const uint64_t epoch = cache_.Epoch(skey);
+  rocksdb::PinnableSlice pinned;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kv_cf_, skey, &pinned);
+  if (s.IsNotFound()) return RecordCache::RecordPtr();
+  if (!s.ok()) return Error(FromRocks(s, "read failed"));
+  auto record = std::make_shared<const std::string>(pinned.data(), pinned.size());
+  cache_.Fill(skey, record, epoch);
+  return record;
+}
+
 Result<Item> RocksStore::ReadItem(std::string_view ns, std::string_view key, bool with_value) {
   if (Status s = ValidateNamespace(ns); !s.ok()) return Error(std::move(s));
   if (Status s = ValidateKey(key, options_.max_key_bytes); !s.ok()) return Error(std::move(s));
@@ -512,15 +540,11 @@ Result<Item> RocksStore::ReadItem(std::string_view ns, std::string_view key, boo
     return Error(Status::NotFound("key '" + std::string(key) + "' does not exist"));
   };
 
-  rocksdb::ReadOptions read_options;
-  rocksdb::PinnableSlice pinned;
-  rocksdb::Status s = db_->Get(read_options, kv_cf_, skey, &pinned);
-  if (s.IsNotFound()) return not_found();
-  if (!s.ok()) return Error(FromRocks(s, "read failed"));
+  auto encoded = ReadRecord(skey);
+  if (!encoded) return Error(std::move(encoded.error()));
+  if (!*encoded) return not_found();
   Record record;
-  if (Status d = DecodeRecord({pinned.data(), pinned.size()}, &record); !d.ok()) {
-    return Error(std::move(d));
-  }
+  if (Status d = DecodeRecord(**encoded, &record); !d.ok()) return Error(std::move(d));
   if (record.tombstone() || record.ExpiredAt(clock_->NowMillis())) return not_found();
 
   Item item;
@@ -532,10 +556,11 @@ Result<Item> RocksStore::ReadItem(std::string_view ns, std::string_view key, boo
 
   // The value is in the blobs column family: read record and value from one snapshot so that a
   // concurrent overwrite cannot pair this metadata with another write's bytes.
+  rocksdb::ReadOptions read_options;
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
   read_options.snapshot = snapshot;
-  pinned.Reset();
-  s = db_->Get(read_options, kv_cf_, skey, &pinned);
+  rocksdb::PinnableSlice pinned;
+  rocksdb::Status s = db_->Get(read_options, kv_cf_, skey, &pinned);
   Status status = Status::Ok();
   bool found = false;
   if (s.ok()) {
@@ -580,46 +605,54 @@ std::vector<Result<Item>> RocksStore::MultiGet(std::string_view ns,
     for (size_t i = 0; i < keys.size(); ++i) out.push_back(Error(s));
     return out;
   }
-  // One batched RocksDB lookup for the valid keys (it shares work between keys that single Gets
-  // repeat); invalid keys and large values take the single-key path for their exact result.
-  std::vector<std::string> skeys;
-  std::vector<size_t> slot;
-  skeys.reserve(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (ValidateKey(keys[i], options_.max_key_bytes).ok()) {
-      skeys.push_back(StorageKey(ns, keys[i]));
-      slot.push_back(i);
-    }
-  }
-  std::vector<rocksdb::Slice> slices(skeys.begin(), skeys.end());
-  std::vector<rocksdb::PinnableSlice> values(skeys.size());
-  std::vector<rocksdb::Status> statuses(skeys.size());
-  if (!skeys.empty()) {
-    db_->MultiGet(rocksdb::ReadOptions(), kv_cf_, skeys.size(), slices.data(), values.data(),
-                  statuses.data());
-  }
+  // Cached records first; one batched RocksDB lookup for the other valid keys (it shares work
+  // between keys that single Gets repeat). Invalid keys, read errors and large values take the
+  // single-key path for their exact result.
   std::vector<std::optional<Result<Item>>> found(keys.size());
   const int64_t now = clock_->NowMillis();
-  for (size_t j = 0; j < skeys.size(); ++j) {
-    const std::string_view key = keys[slot[j]];
-    if (statuses[j].IsNotFound()) {
-      found[slot[j]] = Error(Status::NotFound("key '" + std::string(key) + "' does not exist"));
-      continue;
-    }
-    if (!statuses[j].ok()) continue;  // retried below, which reports the error
+  auto resolve = [&](size_t i, std::string_view encoded) {
     Record record;
-    if (!DecodeRecord({values[j].data(), values[j].size()}, &record).ok() ||
-        record.external()) {
-      continue;
-    }
+    if (!DecodeRecord(encoded, &record).ok() || record.external()) return;
     if (record.tombstone() || record.ExpiredAt(now)) {
-      found[slot[j]] = Error(Status::NotFound("key '" + std::string(key) + "' does not exist"));
-      continue;
+      found[i] = Error(Status::NotFound("key '" + std::string(keys[i]) + "' does not exist"));
+      return;
     }
     Item item;
     item.value.assign(record.inline_value);
     item.meta = std::move(record.meta);
-    found[slot[j]] = std::move(item);
+    found[i] = std::move(item);
+  };
+  std::vector<std::string> skeys;
+  std::vector<size_t> slot;
+  std::vector<uint64_t> epochs;
+  skeys.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!ValidateKey(keys[i], options_.max_key_bytes).ok()) continue;
+    std::string skey = StorageKey(ns, keys[i]);
+    if (RecordCache::RecordPtr cached = cache_.Lookup(skey)) {
+      resolve(i, *cached);
+      continue;
+    }
+    epochs.push_back(cache_.Epoch(skey));
+    skeys.push_back(std::move(skey));
+    slot.push_back(i);
+  }
+  if (!skeys.empty()) {
+    std::vector<rocksdb::Slice> slices(skeys.begin(), skeys.end());
+    std::vector<rocksdb::PinnableSlice> values(skeys.size());
+    std::vector<rocksdb::Status> statuses(skeys.size());
+    db_->MultiGet(rocksdb::ReadOptions(), kv_cf_, skeys.size(), slices.data(), values.data(),
+                  statuses.data());
+    for (size_t j = 0; j < skeys.size(); ++j) {
+      if (statuses[j].IsNotFound()) {
+        found[slot[j]] =
+            Error(Status::NotFound("key '" + std::string(keys[slot[j]]) + "' does not exist"));
+      } else if (statuses[j].ok()) {
+        auto record = std::make_shared<const std::string>(values[j].data(), values[j].size());
+        cache_.Fill(skeys[j], record, epochs[j]);
+        resolve(slot[j], *record);
+      }
+    }
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     out.push_back(found[i] ? std::move(*found[i]) : ReadItem(ns, keys[i], true));
@@ -745,6 +778,9 @@ StoreStats RocksStore::Stats() {
   if (db_->GetIntProperty(blobs_cf_, "rocksdb.total-blob-file-size", &v)) {
     stats.blob_file_bytes = v;
   }
+  stats.record_cache_bytes = cache_.size_bytes();
+  stats.record_cache_hits = cache_.hits();
+  stats.record_cache_misses = cache_.misses();
   return stats;
 }
 

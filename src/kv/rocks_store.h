@@ -25,6 +25,7 @@
 
 #include "kv/commit_queue.h"
 #include "kv/hybrid_clock.h"
+#include "kv/record_cache.h"
 #include "kv/record_codec.h"
 #include "kv/store.h"
 
@@ -73,9 +74,11 @@ class RocksStore final : public Store {
   // The current state of a key as the committing group sees it.
   struct KeyState {
     bool exists = false;  // a record (live, expired or tombstone) is stored
-    std::string encoded;  // the record bytes
-    Record record;        // decoded; views into `encoded`
+    bool written = false;  // this group wrote the key: the cache gets the new state after commit
+    RecordCache::RecordPtr encoded;  // the record bytes (shared with the cache)
+    Record record;                   // decoded; views into *encoded
   };
+  using Overlay = std::unordered_map<std::string, KeyState>;
 
   explicit RocksStore(StoreOptions options);
   Status OpenDb();
@@ -84,20 +87,24 @@ class RocksStore final : public Store {
 
   void CommitGroup(const std::vector<WriteRequest*>& group);
   Result<WriteResult> PrepareOp(const WriteOp& op, rocksdb::WriteBatch* batch,
-                                std::unordered_map<std::string, KeyState>* overlay,
-                                uint64_t* next_seq);
-  void PrepareReap(WriteRequest* request, rocksdb::WriteBatch* batch,
-                   std::unordered_map<std::string, KeyState>* overlay);
-  // Loads the state of `skey` into the overlay (if not already there) and returns it.
-  Result<KeyState*> LoadState(const std::string& skey,
-                              std::unordered_map<std::string, KeyState>* overlay);
+                                Overlay* overlay, uint64_t* next_seq);
+  void PrepareReap(WriteRequest* request, rocksdb::WriteBatch* batch, Overlay* overlay);
+  // The current state of `skey` for the committing group: from the overlay, else the cache, else
+  // RocksDB (then kept in the overlay). With `need_record` false the caller only needs to know
+  // whether a large value must be deleted; if there is none, an unknown state is returned without
+  // reading the record.
+  Result<const KeyState*> LoadState(const std::string& skey, Overlay* overlay, bool need_record);
   bool BlobMayExist(const std::string& skey);
-  void StoreState(const std::string& skey, std::string encoded,
-                  std::unordered_map<std::string, KeyState>* overlay);
+  void StoreState(const std::string& skey, std::string encoded, Overlay* overlay);
+  // After a commit: the cache gets the new records of the keys the group wrote.
+  void PublishToCache(Overlay* overlay, bool committed);
   Result<WriteResult> SubmitOne(const WriteOp& op);
 
   // Reads the live record of a key; NotFound for absent, deleted or expired.
   Result<Item> ReadItem(std::string_view ns, std::string_view key, bool with_value);
+  // The stored record of a key (any state), from the cache or RocksDB (filling the cache);
+  // nullptr if there is none.
+  Result<RecordCache::RecordPtr> ReadRecord(const std::string& skey);
   Result<uint64_t> FindTrimPoint(uint64_t last_seq);
   void OnExpiredBlob(const rocksdb::Slice& storage_key, const Version& version);
   void MaintenanceLoop();
@@ -115,6 +122,7 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* changelog_cf_ = nullptr;
   std::shared_ptr<ExpiryCompactionFilter> expiry_filter_;
   rocksdb::WriteOptions write_options_;
+  RecordCache cache_;
 
   CommitQueue<WriteRequest> commit_queue_;
   // Written only by the committing thread (one at a time); read anywhere.

@@ -45,6 +45,7 @@ struct StoreOptions {
   size_t max_value_bytes = 64 << 20;      // 64 MiB
   size_t blob_threshold_bytes = 64 << 10;  // values at least this large go to blob files
   size_t block_cache_bytes = 128 << 20;
+  size_t record_cache_bytes = 256 << 20;  // recently used records in memory (0 = none)
   size_t write_buffer_bytes = 64 << 20;   // memtable size of the data column family
   int64_t tombstone_retention_ms = 24LL * 3600 * 1000;
   int64_t changelog_retention_ms = 24LL * 3600 * 1000;
@@ -92,6 +93,9 @@ struct StoreStats {
   uint64_t live_sst_bytes = 0;
   uint64_t blob_file_bytes = 0;
   uint64_t memtable_bytes = 0;
+  uint64_t record_cache_bytes = 0;
+  uint64_t record_cache_hits = 0;
+  uint64_t record_cache_misses = 0;
 };
 
 class Store {

@@ -20,7 +20,8 @@ using namespace std::chrono_literals;
 
 constexpr int64_t kStart = 1'700'000'000'000;  // a fixed Unix time in ms
 
-class StoreTest : public ::testing::Test {
+// Every store test runs twice: with the record cache and without it (every read from RocksDB).
+class StoreTest : public ::testing::TestWithParam<size_t> {
  protected:
   void SetUp() override { Reopen(); }
 
@@ -32,6 +33,7 @@ class StoreTest : public ::testing::Test {
     options.max_value_bytes = 16 << 20;
     options.block_cache_bytes = 8 << 20;
     options.write_buffer_bytes = 4 << 20;
+    options.record_cache_bytes = GetParam();
     return options;
   }
 
@@ -53,7 +55,7 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
-TEST_F(StoreTest, PutGetRoundTripsValueAndMetadata) {
+TEST_P(StoreTest, PutGetRoundTripsValueAndMetadata) {
   PutOptions options;
   options.content_type = "text/plain";
   auto put = store_->Put("ns", "k", "hello", options);
@@ -71,7 +73,7 @@ TEST_F(StoreTest, PutGetRoundTripsValueAndMetadata) {
   EXPECT_EQ(item->meta.expires_at_ms, 0);
 }
 
-TEST_F(StoreTest, NamespacesAreSeparate) {
+TEST_P(StoreTest, NamespacesAreSeparate) {
   ASSERT_TRUE(store_->Put("a", "k", "1"));
   ASSERT_TRUE(store_->Put("a-b", "k", "2"));
   EXPECT_EQ(Value("a", "k"), "1");
@@ -82,7 +84,7 @@ TEST_F(StoreTest, NamespacesAreSeparate) {
   ASSERT_EQ(page->entries.size(), 1u);
 }
 
-TEST_F(StoreTest, VersionsIncreaseWithEveryWriteEvenWithoutTimePassing) {
+TEST_P(StoreTest, VersionsIncreaseWithEveryWriteEvenWithoutTimePassing) {
   Version previous;
   for (int i = 0; i < 100; ++i) {
     auto put = store_->Put("ns", "k", std::to_string(i));
@@ -93,7 +95,7 @@ TEST_F(StoreTest, VersionsIncreaseWithEveryWriteEvenWithoutTimePassing) {
   EXPECT_EQ(previous.PhysicalMillis(), kStart);
 }
 
-TEST_F(StoreTest, VersionStringRoundTrips) {
+TEST_P(StoreTest, VersionStringRoundTrips) {
   Version v{HybridClock::Pack(kStart, 7), 0xabcdef0123456789};
   auto parsed = Version::Parse(v.ToString());
   ASSERT_TRUE(parsed);
@@ -103,7 +105,7 @@ TEST_F(StoreTest, VersionStringRoundTrips) {
   EXPECT_FALSE(Version::Parse("0000000000000001+0000000000000001"));
 }
 
-TEST_F(StoreTest, CompareAndSetAppliesOnlyOnTheExpectedVersion) {
+TEST_P(StoreTest, CompareAndSetAppliesOnlyOnTheExpectedVersion) {
   auto first = store_->Put("ns", "k", "v1");
   ASSERT_TRUE(first);
   PutOptions cas;
@@ -124,7 +126,7 @@ TEST_F(StoreTest, CompareAndSetAppliesOnlyOnTheExpectedVersion) {
   EXPECT_EQ(missing.error().code(), ErrorCode::kFailedPrecondition);
 }
 
-TEST_F(StoreTest, IfAbsentAndIfPresentConditions) {
+TEST_P(StoreTest, IfAbsentAndIfPresentConditions) {
   PutOptions nx;
   nx.condition = PutCondition::kIfAbsent;
   PutOptions xx;
@@ -138,7 +140,7 @@ TEST_F(StoreTest, IfAbsentAndIfPresentConditions) {
   EXPECT_EQ(Value("ns", "k"), "c");
 }
 
-TEST_F(StoreTest, FailedConditionsDoNotConsumeSequenceNumbers) {
+TEST_P(StoreTest, FailedConditionsDoNotConsumeSequenceNumbers) {
   ASSERT_TRUE(store_->Put("ns", "k", "a"));
   PutOptions nx;
   nx.condition = PutCondition::kIfAbsent;
@@ -150,7 +152,7 @@ TEST_F(StoreTest, FailedConditionsDoNotConsumeSequenceNumbers) {
   EXPECT_EQ(store_->LastSeq(), 2u);
 }
 
-TEST_F(StoreTest, DeleteLeavesATombstoneWithANewerVersion) {
+TEST_P(StoreTest, DeleteLeavesATombstoneWithANewerVersion) {
   auto put = store_->Put("ns", "k", "v");
   ASSERT_TRUE(put);
   auto del = store_->Delete("ns", "k");
@@ -176,7 +178,7 @@ TEST_F(StoreTest, DeleteLeavesATombstoneWithANewerVersion) {
   EXPECT_EQ(Value("ns", "k"), "back");
 }
 
-TEST_F(StoreTest, ConditionalDeleteChecksTheVersion) {
+TEST_P(StoreTest, ConditionalDeleteChecksTheVersion) {
   auto put = store_->Put("ns", "k", "v");
   ASSERT_TRUE(put);
   DeleteOptions wrong;
@@ -189,7 +191,7 @@ TEST_F(StoreTest, ConditionalDeleteChecksTheVersion) {
   EXPECT_TRUE(store_->Delete("ns", "k", right));
 }
 
-TEST_F(StoreTest, TombstonesAreKeptForTheRetentionPeriodThenCompactedAway) {
+TEST_P(StoreTest, TombstonesAreKeptForTheRetentionPeriodThenCompactedAway) {
   StoreOptions options = Options();
   options.tombstone_retention_ms = 60'000;
   Reopen(options);
@@ -204,7 +206,7 @@ TEST_F(StoreTest, TombstonesAreKeptForTheRetentionPeriodThenCompactedAway) {
   EXPECT_EQ(Value("ns", "k"), "<NOT_FOUND>");
 }
 
-TEST_F(StoreTest, TtlExpiresOnReadAndIsRemovedByCompaction) {
+TEST_P(StoreTest, TtlExpiresOnReadAndIsRemovedByCompaction) {
   PutOptions ttl;
   ttl.ttl_ms = 10'000;
   auto put = store_->Put("ns", "k", "v", ttl);
@@ -232,7 +234,7 @@ TEST_F(StoreTest, TtlExpiresOnReadAndIsRemovedByCompaction) {
   EXPECT_TRUE(store_->Put("ns", "k", "new", nx));
 }
 
-TEST_F(StoreTest, SetExpiryAndKeepTtl) {
+TEST_P(StoreTest, SetExpiryAndKeepTtl) {
   ASSERT_TRUE(store_->Put("ns", "k", "v"));
   auto set = store_->SetExpiry("ns", "k", kStart + 5000);
   ASSERT_TRUE(set);
@@ -253,7 +255,7 @@ TEST_F(StoreTest, SetExpiryAndKeepTtl) {
   EXPECT_EQ(store_->SetExpiry("ns", "missing", 5).error().code(), ErrorCode::kNotFound);
 }
 
-TEST_F(StoreTest, LargeValuesGoToBlobFilesAndRoundTrip) {
+TEST_P(StoreTest, LargeValuesGoToBlobFilesAndRoundTrip) {
   std::string big(5 << 20, '\0');
   std::mt19937 rng(7);
   for (auto& c : big) c = static_cast<char>(rng());
@@ -283,7 +285,7 @@ TEST_F(StoreTest, LargeValuesGoToBlobFilesAndRoundTrip) {
   EXPECT_EQ(Value("media", "chunk-1"), "<NOT_FOUND>");
 }
 
-TEST_F(StoreTest, ExpiredLargeValuesAreRemovedWithTheirBlobs) {
+TEST_P(StoreTest, ExpiredLargeValuesAreRemovedWithTheirBlobs) {
   std::string big(64 << 10, 'x');
   PutOptions ttl;
   ttl.ttl_ms = 1000;
@@ -296,7 +298,7 @@ TEST_F(StoreTest, ExpiredLargeValuesAreRemovedWithTheirBlobs) {
   EXPECT_EQ(store_->Stats().estimated_keys, 0u);
 }
 
-TEST_F(StoreTest, ExtendingTheTtlOfALargeValueKeepsItsBytes) {
+TEST_P(StoreTest, ExtendingTheTtlOfALargeValueKeepsItsBytes) {
   std::string big(64 << 10, 'y');
   PutOptions ttl;
   ttl.ttl_ms = 1000;
@@ -307,7 +309,7 @@ TEST_F(StoreTest, ExtendingTheTtlOfALargeValueKeepsItsBytes) {
   EXPECT_EQ(store_->Get("media", "k")->value, big);
 }
 
-TEST_F(StoreTest, ListPagesThroughAPrefixInKeyOrder) {
+TEST_P(StoreTest, ListPagesThroughAPrefixInKeyOrder) {
   for (int i = 0; i < 250; ++i) {
     char key[16];
     std::snprintf(key, sizeof key, "p/%04d", i);
@@ -336,7 +338,7 @@ TEST_F(StoreTest, ListPagesThroughAPrefixInKeyOrder) {
   EXPECT_FALSE(store_->List("bad ns", "", "", 10));
 }
 
-TEST_F(StoreTest, ListHandlesKeysWithHighBytes) {
+TEST_P(StoreTest, ListHandlesKeysWithHighBytes) {
   ASSERT_TRUE(store_->Put("ns", std::string("\xff\xff", 2), "a"));
   ASSERT_TRUE(store_->Put("ns", std::string("\xff\xfe", 2), "b"));
   ASSERT_TRUE(store_->Put("nt", "x", "c"));
@@ -345,7 +347,7 @@ TEST_F(StoreTest, ListHandlesKeysWithHighBytes) {
   EXPECT_EQ(page->entries.size(), 2u);
 }
 
-TEST_F(StoreTest, ChangeLogIsDenseOrderedAndResumable) {
+TEST_P(StoreTest, ChangeLogIsDenseOrderedAndResumable) {
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(store_->Put(i % 2 ? "odd" : "even", "k" + std::to_string(i), "v"));
   }
@@ -374,7 +376,7 @@ TEST_F(StoreTest, ChangeLogIsDenseOrderedAndResumable) {
   EXPECT_EQ(future->next_seq, 100u);
 }
 
-TEST_F(StoreTest, ChangeLogTrimMakesOldPositionsOutOfRange) {
+TEST_P(StoreTest, ChangeLogTrimMakesOldPositionsOutOfRange) {
   StoreOptions options = Options();
   options.changelog_max_entries = 10;
   Reopen(options);
@@ -396,7 +398,7 @@ TEST_F(StoreTest, ChangeLogTrimMakesOldPositionsOutOfRange) {
   EXPECT_EQ(next->seq, 31u);
 }
 
-TEST_F(StoreTest, ChangeLogTrimByAge) {
+TEST_P(StoreTest, ChangeLogTrimByAge) {
   StoreOptions options = Options();
   options.changelog_retention_ms = 60'000;
   Reopen(options);
@@ -410,7 +412,7 @@ TEST_F(StoreTest, ChangeLogTrimByAge) {
   EXPECT_EQ(page->changes.size(), 3u);
 }
 
-TEST_F(StoreTest, ReopenKeepsDataNodeIdAndContinuesSequenceAndVersions) {
+TEST_P(StoreTest, ReopenKeepsDataNodeIdAndContinuesSequenceAndVersions) {
   auto put = store_->Put("ns", "k", "v");
   ASSERT_TRUE(put);
   NodeId id = store_->node_id();
@@ -427,7 +429,7 @@ TEST_F(StoreTest, ReopenKeepsDataNodeIdAndContinuesSequenceAndVersions) {
   EXPECT_GT(next->version, put->version);
 }
 
-TEST_F(StoreTest, ApplyRunsABatchInOrderWithPerOpResults) {
+TEST_P(StoreTest, ApplyRunsABatchInOrderWithPerOpResults) {
   std::vector<WriteOp> ops(4);
   ops[0].ns = "ns";
   ops[0].key = "a";
@@ -453,7 +455,7 @@ TEST_F(StoreTest, ApplyRunsABatchInOrderWithPerOpResults) {
   EXPECT_EQ(Value("ns", "a"), "<NOT_FOUND>");
 }
 
-TEST_F(StoreTest, MultiGetReturnsEachKeyInOrder) {
+TEST_P(StoreTest, MultiGetReturnsEachKeyInOrder) {
   ASSERT_TRUE(store_->Put("ns", "a", "1"));
   ASSERT_TRUE(store_->Put("ns", "c", std::string(2000, 'c')));
   std::vector<std::string_view> keys = {"a", "b", "c"};
@@ -483,7 +485,7 @@ TEST_F(StoreTest, MultiGetReturnsEachKeyInOrder) {
   EXPECT_EQ(bad_ns[4].error().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST_F(StoreTest, RejectsBadInputWithClearErrors) {
+TEST_P(StoreTest, RejectsBadInputWithClearErrors) {
   auto empty_ns = store_->Put("", "k", "v");
   EXPECT_EQ(empty_ns.error().code(), ErrorCode::kInvalidArgument);
   auto bad_ns = store_->Put("a/b", "k", "v");
@@ -507,7 +509,7 @@ TEST_F(StoreTest, RejectsBadInputWithClearErrors) {
   EXPECT_EQ(store_->LastSeq(), 0u);  // nothing was written
 }
 
-TEST_F(StoreTest, BinaryKeysAndValuesAreKeptExactly) {
+TEST_P(StoreTest, BinaryKeysAndValuesAreKeptExactly) {
   std::string key("a\0b\xff", 4);
   std::string value("\0\r\n\xfe", 4);
   ASSERT_TRUE(store_->Put("ns", key, value));
@@ -518,7 +520,7 @@ TEST_F(StoreTest, BinaryKeysAndValuesAreKeptExactly) {
   EXPECT_EQ(page->entries[0].key, key);
 }
 
-TEST_F(StoreTest, ConcurrentWritersGetUniqueDenseSequencesAndListenersSeeThem) {
+TEST_P(StoreTest, ConcurrentWritersGetUniqueDenseSequencesAndListenersSeeThem) {
   std::atomic<uint64_t> notified{0};
   uint64_t id = store_->AddCommitListener([&](uint64_t last) {
     uint64_t seen = notified.load();
@@ -557,7 +559,7 @@ TEST_F(StoreTest, ConcurrentWritersGetUniqueDenseSequencesAndListenersSeeThem) {
   EXPECT_EQ(page->changes.size(), size_t{kThreads * kWrites});
 }
 
-TEST_F(StoreTest, SyncWritesModeWorks) {
+TEST_P(StoreTest, SyncWritesModeWorks) {
   StoreOptions options = Options();
   options.sync_writes = true;
   Reopen(options);
@@ -566,11 +568,43 @@ TEST_F(StoreTest, SyncWritesModeWorks) {
   EXPECT_EQ(store_->LastSeq(), 20u);
 }
 
-TEST_F(StoreTest, OpeningALockedDirectoryFailsClearly) {
+TEST_P(StoreTest, OpeningALockedDirectoryFailsClearly) {
   auto second = Store::Open(Options());
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message().find("lock"), std::string::npos)
       << second.error().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(RecordCache, StoreTest, ::testing::Values(size_t{0}, size_t{8} << 20),
+                         [](const ::testing::TestParamInfo<size_t>& param) {
+                           return param.param == 0 ? std::string("Uncached") : std::string("Cached");
+                         });
+
+TEST_P(StoreTest, ReadsSeeEveryWriteThroughTheCache) {
+  // Readers on other threads race with a writer; a reader must never see a value older than one
+  // it saw before (a stale cache fill would).
+  std::atomic<bool> stop{false};
+  std::atomic<int> regressions{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      int last = -1;
+      while (!stop.load()) {
+        auto item = store_->Get("ns", "counter");
+        if (!item) continue;
+        int now = std::stoi(item->value);
+        if (now < last) regressions.fetch_add(1);
+        last = now;
+      }
+    });
+  }
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(store_->Put("ns", "counter", std::to_string(i)));
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(regressions.load(), 0);
+  EXPECT_EQ(Value("ns", "counter"), "2999");
+  ASSERT_TRUE(store_->Delete("ns", "counter"));
+  EXPECT_EQ(Value("ns", "counter"), "<NOT_FOUND>");
 }
 
 TEST(HybridClockTest, FollowsWallClockAndNeverGoesBack) {
