@@ -230,8 +230,23 @@ void RespCommands::FlushGets(RespSession& s, RespWriter& out) {
 }
 
 void RespCommands::FlushWrites(RespSession& s, RespWriter& out) {
+  ReplyToWrites(s, out, store_->Apply(s.pending.ops));
+}
+
+std::span<const kv::WriteOp> RespCommands::PendingWrites(const RespSession& session) const {
+  if (session.pending.kind != RespPendingGroup::Kind::kWrites) return {};
+  return session.pending.ops;
+}
+
+void RespCommands::FinishWrites(RespSession* session, RespWriter* out,
+                                Result<std::vector<Result<kv::WriteResult>>> results) {
+  ReplyToWrites(*session, *out, results);
+  session->pending.Clear();
+}
+
+void RespCommands::ReplyToWrites(RespSession& s, RespWriter& out,
+                                 const Result<std::vector<Result<kv::WriteResult>>>& results) {
   RespPendingGroup& pending = s.pending;
-  auto results = store_->Apply(pending.ops);
   if (!results) {
     for (size_t i = 0; i < pending.write_replies.size(); ++i) ReplyStatus(out, results.error());
     return;

@@ -46,6 +46,19 @@ class RespCommands {
   // Runs the held-back commands of `session` and appends their replies.
   void Flush(RespSession* session, RespWriter* out);
 
+  // The asynchronous alternative to Flush() for held-back writes: the caller commits
+  // PendingWrites() with kv::Store::ApplyAsync(), then hands the results to FinishWrites(), which
+  // appends the replies. PendingWrites() is empty if the session holds back no writes.
+  std::span<const kv::WriteOp> PendingWrites(const RespSession& session) const;
+  void FinishWrites(RespSession* session, RespWriter* out,
+                    Result<std::vector<Result<kv::WriteResult>>> results);
+  kv::Store* store() const { return store_; }
+  // Counts asynchronous commits in flight, so that the server can wait for them before its
+  // executor goes away (their completions are posted to it).
+  void AsyncCommitStarted() { async_commits_.fetch_add(1, std::memory_order_relaxed); }
+  void AsyncCommitFinished() { async_commits_.fetch_sub(1, std::memory_order_release); }
+  int64_t async_commits() const { return async_commits_.load(std::memory_order_acquire); }
+
   // Replies "-ERR <message>" to a request that could not be parsed; the caller then closes.
   void ReplyProtocolError(RespWriter* out, std::string_view message);
 
@@ -87,6 +100,8 @@ class RespCommands {
                   bool write = false);
   const Spec* Find(std::string_view name) const;
   void FlushWrites(RespSession& s, RespWriter& out);
+  void ReplyToWrites(RespSession& s, RespWriter& out,
+                     const Result<std::vector<Result<kv::WriteResult>>>& results);
   void FlushGets(RespSession& s, RespWriter& out);
 
   // Replies.
@@ -168,6 +183,7 @@ class RespCommands {
   // Shared with the metrics registry's gauge callback, which may outlive this object.
   std::shared_ptr<std::atomic<int64_t>> connections_;
   std::atomic<uint64_t> next_client_id_{1};
+  std::atomic<int64_t> async_commits_{0};
   std::atomic<uint16_t> bound_port_{0};
   RespScanCursors scan_cursors_;
 };

@@ -151,6 +151,27 @@ RespConnection::Awaitable<void> RespConnection::Drain() {
   timer.cancel();
 }
 
+RespConnection::Awaitable<RespConnection::WriteResults> RespConnection::CommitAsync(
+    std::span<const kv::WriteOp> ops) {
+  RespCommands* commands = commands_;
+  commands->AsyncCommitStarted();
+  WriteResults results = co_await boost::asio::async_initiate<decltype(kUseAwaitable),
+                                                              void(WriteResults)>(
+      [commands, ops, executor = socket_.get_executor()](auto handler) {
+        commands->store()->ApplyAsync(
+            ops, [handler = std::move(handler), executor](WriteResults r) mutable {
+              // On the committing thread: only hand the results over to this connection's thread.
+              boost::asio::post(executor,
+                                [handler = std::move(handler), r = std::move(r)]() mutable {
+                                  std::move(handler)(std::move(r));
+                                });
+            });
+      },
+      kUseAwaitable);
+  commands->AsyncCommitFinished();
+  co_return results;
+}
+
 RespConnection::Awaitable<void> RespConnection::Run() {
   boost::system::error_code ec;
   bool open = true;
@@ -197,6 +218,11 @@ RespConnection::Awaitable<void> RespConnection::Run() {
           break;
         }
       }
+    }
+    // Held-back writes at the end of what the client sent commit asynchronously: this thread
+    // serves other connections meanwhile, and their writes join the same commit.
+    if (std::span<const kv::WriteOp> ops = commands_->PendingWrites(session_); !ops.empty()) {
+      commands_->FinishWrites(&session_, &writer_, co_await CommitAsync(ops));
     }
     commands_->Flush(&session_, &writer_);
     parser_.ReleaseScratch();

@@ -58,6 +58,8 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   using Awaitable = boost::asio::awaitable<T, Executor>;
 
   Awaitable<void> Run();
+  using WriteResults = Result<std::vector<Result<kv::WriteResult>>>;
+  Awaitable<WriteResults> CommitAsync(std::span<const kv::WriteOp> ops);
   // After a protocol error: reads and drops the rest of the client's input, for a bounded time,
   // so that the error reply is not lost to a connection reset.
   Awaitable<void> Drain();

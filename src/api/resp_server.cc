@@ -111,6 +111,10 @@ class RespServerImpl final : public RespServer {
       std::unique_lock lock(mu_);
       closed_cv_.wait_for(lock, kStopGrace, [this] { return connections_.empty(); });
     }
+    // Commits in flight complete on the store's thread and post to io_: let them land first.
+    for (int i = 0; i < 10000 && commands_.async_commits() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     io_.stop();
     for (auto& t : threads_) {
       if (t.joinable()) t.join();

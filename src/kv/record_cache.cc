@@ -45,8 +45,22 @@ void RecordCache::Update(std::string_view storage_key, RecordPtr record) {
   Shard& shard = ShardFor(storage_key);
   std::lock_guard lock(shard.mu);
   ++shard.epoch;
-  EraseLocked(shard, storage_key);
-  InsertLocked(shard, storage_key, std::move(record));
+  auto it = shard.index.find(storage_key);
+  if (it == shard.index.end()) {
+    InsertLocked(shard, storage_key, std::move(record));
+    return;
+  }
+  // Replace in place: one hash lookup instead of an erase and an insert.
+  Entry& entry = *it->second;
+  const size_t new_bytes = storage_key.size() + record->size() + kEntryOverhead;
+  if (new_bytes > capacity_per_shard_) {
+    EraseLocked(shard, storage_key);
+    return;
+  }
+  shard.bytes = shard.bytes - entry.record->size() + record->size();
+  entry.record = std::move(record);
+  shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
+  EvictLocked(shard);
 }
 
 void RecordCache::Erase(std::string_view storage_key) {
@@ -72,6 +86,10 @@ void RecordCache::InsertLocked(Shard& shard, std::string_view storage_key, Recor
   shard.lru.push_front(Entry{std::string(storage_key), std::move(record)});
   shard.index.emplace(shard.lru.front().key, shard.lru.begin());
   shard.bytes += bytes;
+  EvictLocked(shard);
+}
+
+void RecordCache::EvictLocked(Shard& shard) {
   while (shard.bytes > capacity_per_shard_) {
     Entry& victim = shard.lru.back();
     shard.bytes -= victim.key.size() + victim.record->size() + kEntryOverhead;

@@ -68,6 +68,7 @@ class RecordCache {
   // REQUIRES: shard.mu held.
   void InsertLocked(Shard& shard, std::string_view storage_key, RecordPtr record);
   void EraseLocked(Shard& shard, std::string_view storage_key);
+  void EvictLocked(Shard& shard);
 
   size_t capacity_per_shard_;
   std::vector<Shard> shards_;

@@ -48,6 +48,7 @@ class RocksStore final : public Store {
   Result<WriteResult> SetExpiry(std::string_view ns, std::string_view key,
                                 std::optional<int64_t> expires_at_ms) override;
   Result<std::vector<Result<WriteResult>>> Apply(std::span<const WriteOp> ops) override;
+  void ApplyAsync(std::span<const WriteOp> ops, ApplyCallback done) override;
   std::vector<Result<Item>> MultiGet(std::string_view ns,
                                      std::span<const std::string_view> keys) override;
   Result<ListPage> List(std::string_view ns, std::string_view prefix,

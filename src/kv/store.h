@@ -125,6 +125,13 @@ class Store {
   // outer error is for failures of the whole commit (I/O) or of the batch itself.
   virtual Result<std::vector<Result<WriteResult>>> Apply(std::span<const WriteOp> ops) = 0;
 
+  // Apply() without blocking: `done` runs with the results once the batch is committed, on the
+  // committing thread, so it must be quick (post the continuation to the caller's executor) and
+  // must not call back into the store. `ops` and the bytes it points to must stay valid until
+  // then. Writes queued this way from many connections share commits.
+  using ApplyCallback = std::move_only_function<void(Result<std::vector<Result<WriteResult>>>)>;
+  virtual void ApplyAsync(std::span<const WriteOp> ops, ApplyCallback done) = 0;
+
   // Gets several keys of one namespace; missing ones are NotFound in their slot.
   virtual std::vector<Result<Item>> MultiGet(std::string_view ns,
                                              std::span<const std::string_view> keys) = 0;
