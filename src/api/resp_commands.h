@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -151,6 +152,7 @@ class RespCommands {
   void CmdExpire(RespSession& s, Args args, RespWriter& out);
   void CmdPersist(RespSession& s, Args args, RespWriter& out);
   void CmdTtl(RespSession& s, Args args, RespWriter& out);
+  std::optional<int64_t> ExpiryForReply(RespSession& s, std::string_view key, RespWriter& out);
   void CmdExpireTime(RespSession& s, Args args, RespWriter& out);
   void CmdScan(RespSession& s, Args args, RespWriter& out);
   void CmdKeys(RespSession& s, Args args, RespWriter& out);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <optional>
 
 #include "api/glob_match.h"
 #include "api/resp_commands.h"
@@ -192,50 +193,44 @@ void RespCommands::CmdPersist(RespSession& s, Args args, RespWriter& out) {
   }
 }
 
-// TTL and PTTL: -2 if the key does not exist, -1 if it has no expiry.
-void RespCommands::CmdTtl(RespSession& s, Args args, RespWriter& out) {
-  const bool millis = args[0][0] == 'p' || args[0][0] == 'P';
-  if (!KeyOk(args[1])) {
+// The expiry of a key for TTL-like commands: replies -2 if the key does not exist, -1 if it has
+// no expiry (or the error), and returns the absolute expiry only when there is one to report.
+std::optional<int64_t> RespCommands::ExpiryForReply(RespSession& s, std::string_view key,
+                                                    RespWriter& out) {
+  if (!KeyOk(key)) {
     out.Integer(-2);
-    return;
+    return std::nullopt;
   }
-  auto head = store_->Head(s.ns, args[1]);
+  auto head = store_->Head(s.ns, key);
   if (!head) {
     if (head.error().Is(ErrorCode::kNotFound)) {
       out.Integer(-2);
     } else {
       ReplyStatus(out, head.error());
     }
-    return;
+    return std::nullopt;
   }
   if (head->expires_at_ms == 0) {
     out.Integer(-1);
-    return;
+    return std::nullopt;
   }
-  const int64_t ttl = std::max<int64_t>(head->expires_at_ms - NowMillis(), 0);
-  out.Integer(millis ? ttl : (ttl + 500) / 1000);
+  return head->expires_at_ms;
 }
 
-// EXPIRETIME and PEXPIRETIME: the absolute expiry; -2 missing, -1 none.
+// TTL and PTTL: the time left.
+void RespCommands::CmdTtl(RespSession& s, Args args, RespWriter& out) {
+  const bool millis = args[0][0] == 'p' || args[0][0] == 'P';
+  if (auto expires_at = ExpiryForReply(s, args[1], out)) {
+    const int64_t ttl = std::max<int64_t>(*expires_at - NowMillis(), 0);
+    out.Integer(millis ? ttl : (ttl + 500) / 1000);
+  }
+}
+
+// EXPIRETIME and PEXPIRETIME: the absolute expiry.
 void RespCommands::CmdExpireTime(RespSession& s, Args args, RespWriter& out) {
   const bool millis = args[0][0] == 'p' || args[0][0] == 'P';
-  if (!KeyOk(args[1])) {
-    out.Integer(-2);
-    return;
-  }
-  auto head = store_->Head(s.ns, args[1]);
-  if (!head) {
-    if (head.error().Is(ErrorCode::kNotFound)) {
-      out.Integer(-2);
-    } else {
-      ReplyStatus(out, head.error());
-    }
-    return;
-  }
-  if (head->expires_at_ms == 0) {
-    out.Integer(-1);
-  } else {
-    out.Integer(millis ? head->expires_at_ms : head->expires_at_ms / 1000);
+  if (auto expires_at = ExpiryForReply(s, args[1], out)) {
+    out.Integer(millis ? *expires_at : *expires_at / 1000);
   }
 }
 

@@ -50,6 +50,12 @@ void Node::RegisterStoreMetrics() {
                     [store] { return static_cast<double>(store->Stats().blob_file_bytes); });
   metrics_.AddGauge("edgeflow_kv_memtable_bytes", "Bytes in memtables",
                     [store] { return static_cast<double>(store->Stats().memtable_bytes); });
+  metrics_.AddGauge("edgeflow_kv_record_cache_bytes", "Bytes in the record cache",
+                    [store] { return static_cast<double>(store->Stats().record_cache_bytes); });
+  metrics_.AddGauge("edgeflow_kv_record_cache_hits", "Record cache hits since start",
+                    [store] { return static_cast<double>(store->Stats().record_cache_hits); });
+  metrics_.AddGauge("edgeflow_kv_record_cache_misses", "Record cache misses since start",
+                    [store] { return static_cast<double>(store->Stats().record_cache_misses); });
 }
 
 Status Node::Start() {

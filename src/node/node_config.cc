@@ -95,6 +95,7 @@ Status ReadKv(Section section, kv::StoreOptions* kv) {
   EF_RETURN_IF_ERROR(section.Read("max_value_bytes", &kv->max_value_bytes));
   EF_RETURN_IF_ERROR(section.Read("blob_threshold_bytes", &kv->blob_threshold_bytes));
   EF_RETURN_IF_ERROR(section.Read("block_cache_bytes", &kv->block_cache_bytes));
+  EF_RETURN_IF_ERROR(section.Read("record_cache_bytes", &kv->record_cache_bytes));
   EF_RETURN_IF_ERROR(section.Read("write_buffer_bytes", &kv->write_buffer_bytes));
   int64_t tombstone_s = kv->tombstone_retention_ms / 1000;
   int64_t changelog_s = kv->changelog_retention_ms / 1000;
