@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <random>
 #include <string>
-#include <thread>
 
 #include <unistd.h>
 
@@ -83,19 +82,6 @@ void BM_Get(benchmark::State& state) {
 }
 BENCHMARK(BM_Get)->Arg(100)->Arg(4096);
 
-// Several threads writing at once: the group commit shares RocksDB writes between them.
-void BM_PutConcurrent(benchmark::State& state) {
-  static StoreFixture* fixture = nullptr;
-  if (state.thread_index() == 0) fixture = new StoreFixture();
-  std::string value(100, 'v');
-  uint64_t i = state.thread_index() * 1000003ull;
-  for (auto _ : state) (void)fixture->store()->Put("bench", KeyFor(i++), value);
-  state.SetItemsProcessed(state.iterations());
-  if (state.thread_index() == 0) {
-    // Google Benchmark joins the threads before the next run; the fixture is reused per run only.
-  }
-}
-BENCHMARK(BM_PutConcurrent)->Threads(4)->UseRealTime();
 
 }  // namespace
 }  // namespace edgeflow::kv

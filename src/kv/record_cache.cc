@@ -25,6 +25,14 @@ RecordCache::RecordPtr RecordCache::Lookup(std::string_view storage_key) {
   return it->second->record;
 }
 
+RecordCache::RecordPtr RecordCache::Peek(std::string_view storage_key) {
+  if (!enabled()) return nullptr;
+  Shard& shard = ShardFor(storage_key);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.index.find(storage_key);
+  return it == shard.index.end() ? nullptr : it->second->record;
+}
+
 uint64_t RecordCache::Epoch(std::string_view storage_key) {
   if (!enabled()) return 0;
   Shard& shard = ShardFor(storage_key);

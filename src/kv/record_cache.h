@@ -35,6 +35,9 @@ class RecordCache {
   explicit RecordCache(size_t capacity_bytes);
 
   RecordPtr Lookup(std::string_view storage_key);
+  // Lookup() for the write path: does not count as a use (the write that follows refreshes the
+  // entry anyway) and is not counted in hits/misses.
+  RecordPtr Peek(std::string_view storage_key);
   uint64_t Epoch(std::string_view storage_key);
   // Inserts a record read from RocksDB, unless a write reached the shard since `epoch`.
   void Fill(std::string_view storage_key, RecordPtr record, uint64_t epoch);

@@ -340,11 +340,12 @@ Result<const RocksStore::KeyState*> RocksStore::LoadState(const std::string& ske
   if (auto it = overlay->find(skey); it != overlay->end()) return &it->second;
   // The cache is exact for the committing thread: every commit updates it before the next group
   // starts, and readers' fills are refused once a write touched the shard.
-  RecordCache::RecordPtr cached = cache_.Lookup(skey);
-  if (!cached && !need_record && !BlobMayExist(skey)) {
+  // A plain put asks the blobs family's filters first: cheaper than even a cache lookup.
+  if (!need_record && !BlobMayExist(skey)) {
     static const KeyState kNoLargeValue;
     return &kNoLargeValue;
   }
+  RecordCache::RecordPtr cached = cache_.Peek(skey);
   KeyState state;
   if (!cached) {
     auto read = std::make_shared<std::string>();
