@@ -218,14 +218,16 @@ void RespCommands::Flush(RespSession* session, RespWriter* out) {
 
 void RespCommands::FlushGets(RespSession& s, RespWriter& out) {
   std::vector<Result<kv::Item>> items = store_->MultiGet(s.ns, s.pending.get_keys);
-  for (auto& item : items) {
-    if (item) {
-      out.Bulk(std::move(item->value));
-    } else if (item.error().Is(ErrorCode::kNotFound)) {
-      out.NullBulk();
-    } else {
-      ReplyStatus(out, item.error());
-    }
+  for (auto& item : items) ReplyValue(out, std::move(item));
+}
+
+void RespCommands::ReplyValue(RespWriter& out, Result<kv::Item> item) {
+  if (item) {
+    out.Bulk(std::move(item->value));
+  } else if (item.error().Is(ErrorCode::kNotFound)) {
+    out.NullBulk();
+  } else {
+    ReplyStatus(out, item.error());
   }
 }
 

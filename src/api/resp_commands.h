@@ -104,6 +104,8 @@ class RespCommands {
   void ReplyToWrites(RespSession& s, RespWriter& out,
                      const Result<std::vector<Result<kv::WriteResult>>>& results);
   void FlushGets(RespSession& s, RespWriter& out);
+  // A read value as a bulk string, nil if the key does not exist, else the error.
+  void ReplyValue(RespWriter& out, Result<kv::Item> item);
 
   // Replies.
   void ReplyError(RespWriter& out, std::string_view message);  // message with its code: "ERR x"
@@ -126,6 +128,8 @@ class RespCommands {
   bool DeferSetEx(RespSession& s, Args args);
   bool DeferSetNx(RespSession& s, Args args);
   bool DeferMset(RespSession& s, Args args);
+  static void AppendPairOps(const RespSession& s, Args args, kv::PutCondition condition,
+                            std::vector<kv::WriteOp>* ops);
   bool DeferDel(RespSession& s, Args args);
 
   // String commands (resp_string_commands.cc).
@@ -153,6 +157,8 @@ class RespCommands {
   void CmdPersist(RespSession& s, Args args, RespWriter& out);
   void CmdTtl(RespSession& s, Args args, RespWriter& out);
   std::optional<int64_t> ExpiryForReply(RespSession& s, std::string_view key, RespWriter& out);
+  std::optional<kv::ItemMeta> HeadOrReply(RespSession& s, std::string_view key, int64_t missing,
+                                          RespWriter& out);
   void CmdExpireTime(RespSession& s, Args args, RespWriter& out);
   void CmdScan(RespSession& s, Args args, RespWriter& out);
   void CmdKeys(RespSession& s, Args args, RespWriter& out);

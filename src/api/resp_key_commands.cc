@@ -127,19 +127,8 @@ void RespCommands::CmdExpire(RespSession& s, Args args, RespWriter& out) {
     }
     when += now;
   }
-  if (!KeyOk(args[1])) {
-    out.Integer(0);
-    return;
-  }
-  auto head = store_->Head(s.ns, args[1]);
-  if (!head) {
-    if (head.error().Is(ErrorCode::kNotFound)) {
-      out.Integer(0);
-    } else {
-      ReplyStatus(out, head.error());
-    }
-    return;
-  }
+  const std::optional<kv::ItemMeta> head = HeadOrReply(s, args[1], /*missing=*/0, out);
+  if (!head) return;
   // Redis treats "no expiry" as an infinite one for GT and LT.
   const int64_t current = head->expires_at_ms;
   if ((nx && current != 0) || (xx && current == 0) || (gt && (current == 0 || when <= current)) ||
@@ -166,19 +155,8 @@ void RespCommands::CmdExpire(RespSession& s, Args args, RespWriter& out) {
 }
 
 void RespCommands::CmdPersist(RespSession& s, Args args, RespWriter& out) {
-  if (!KeyOk(args[1])) {
-    out.Integer(0);
-    return;
-  }
-  auto head = store_->Head(s.ns, args[1]);
-  if (!head) {
-    if (head.error().Is(ErrorCode::kNotFound)) {
-      out.Integer(0);
-    } else {
-      ReplyStatus(out, head.error());
-    }
-    return;
-  }
+  const std::optional<kv::ItemMeta> head = HeadOrReply(s, args[1], /*missing=*/0, out);
+  if (!head) return;
   if (head->expires_at_ms == 0) {
     out.Integer(0);
     return;
@@ -193,23 +171,30 @@ void RespCommands::CmdPersist(RespSession& s, Args args, RespWriter& out) {
   }
 }
 
+// The metadata of a live key; otherwise replies `missing` (the key cannot exist or does not) or
+// the error, and returns nothing.
+std::optional<kv::ItemMeta> RespCommands::HeadOrReply(RespSession& s, std::string_view key,
+                                                      int64_t missing, RespWriter& out) {
+  if (!KeyOk(key)) {
+    out.Integer(missing);
+    return std::nullopt;
+  }
+  auto head = store_->Head(s.ns, key);
+  if (head) return std::move(*head);
+  if (head.error().Is(ErrorCode::kNotFound)) {
+    out.Integer(missing);
+  } else {
+    ReplyStatus(out, head.error());
+  }
+  return std::nullopt;
+}
+
 // The expiry of a key for TTL-like commands: replies -2 if the key does not exist, -1 if it has
 // no expiry (or the error), and returns the absolute expiry only when there is one to report.
 std::optional<int64_t> RespCommands::ExpiryForReply(RespSession& s, std::string_view key,
                                                     RespWriter& out) {
-  if (!KeyOk(key)) {
-    out.Integer(-2);
-    return std::nullopt;
-  }
-  auto head = store_->Head(s.ns, key);
-  if (!head) {
-    if (head.error().Is(ErrorCode::kNotFound)) {
-      out.Integer(-2);
-    } else {
-      ReplyStatus(out, head.error());
-    }
-    return std::nullopt;
-  }
+  const std::optional<kv::ItemMeta> head = HeadOrReply(s, key, /*missing=*/-2, out);
+  if (!head) return std::nullopt;
   if (head->expires_at_ms == 0) {
     out.Integer(-1);
     return std::nullopt;

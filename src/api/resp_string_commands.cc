@@ -76,27 +76,28 @@ bool RespCommands::DeferMset(RespSession& s, Args args) {
   RespPendingGroup& p = s.pending;
   p.write_replies.push_back({RespPendingGroup::ReplyKind::kOk, static_cast<uint32_t>(p.ops.size()),
                              static_cast<uint32_t>(args.size() / 2)});
-  for (size_t i = 1; i < args.size(); i += 2) {
-    kv::WriteOp& op = p.ops.emplace_back();
+  AppendPairOps(s, args, kv::PutCondition::kAlways, &p.ops);
+  return true;
+}
+
+// MSET and MSETNX: one put per key/value pair of args[1..].
+void RespCommands::AppendPairOps(const RespSession& s, Args args, kv::PutCondition condition,
+                                 std::vector<kv::WriteOp>* ops) {
+  ops->reserve(ops->size() + args.size() / 2);
+  for (size_t i = 1; i + 1 < args.size(); i += 2) {
+    kv::WriteOp& op = ops->emplace_back();
     op.ns = s.ns;
     op.key = args[i];
     op.value = args[i + 1];
+    op.put.condition = condition;
   }
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
 void RespCommands::CmdGet(RespSession& s, Args args, RespWriter& out) {
-  auto item = store_->Get(s.ns, args[1]);
-  if (item) {
-    out.Bulk(std::move(item->value));
-  } else if (item.error().Is(ErrorCode::kNotFound)) {
-    out.NullBulk();
-  } else {
-    ReplyStatus(out, item.error());
-  }
+  ReplyValue(out, store_->Get(s.ns, args[1]));
 }
 
 void RespCommands::CmdSet(RespSession& s, Args args, RespWriter& out) {
@@ -257,20 +258,18 @@ void RespCommands::CmdMget(RespSession& s, Args args, RespWriter& out) {
   }
 }
 
+// Runs only when DeferMset() declined, i.e. to report what is wrong with the arguments; a valid
+// MSET is always held back and committed with its neighbours.
 void RespCommands::CmdMset(RespSession& s, Args args, RespWriter& out) {
   if (args.size() % 2 == 0) {
     ReplyArity(out, "mset");
     return;
   }
-  std::vector<kv::WriteOp> ops;
-  ops.reserve(args.size() / 2);
   for (size_t i = 1; i < args.size(); i += 2) {
     if (!CheckKey(out, args[i]) || !CheckValue(out, args[i + 1])) return;
-    kv::WriteOp& op = ops.emplace_back();
-    op.ns = s.ns;
-    op.key = args[i];
-    op.value = args[i + 1];
   }
+  std::vector<kv::WriteOp> ops;
+  AppendPairOps(s, args, kv::PutCondition::kAlways, &ops);
   auto results = store_->Apply(ops);
   if (!results) {
     ReplyStatus(out, results.error());
@@ -290,8 +289,6 @@ void RespCommands::CmdMsetNx(RespSession& s, Args args, RespWriter& out) {
     ReplyArity(out, "msetnx");
     return;
   }
-  std::vector<kv::WriteOp> ops;
-  ops.reserve(args.size() / 2);
   for (size_t i = 1; i < args.size(); i += 2) {
     if (!CheckKey(out, args[i]) || !CheckValue(out, args[i + 1])) return;
     auto head = store_->Head(s.ns, args[i]);
@@ -303,12 +300,9 @@ void RespCommands::CmdMsetNx(RespSession& s, Args args, RespWriter& out) {
       ReplyStatus(out, head.error());
       return;
     }
-    kv::WriteOp& op = ops.emplace_back();
-    op.ns = s.ns;
-    op.key = args[i];
-    op.value = args[i + 1];
-    op.put.condition = kv::PutCondition::kIfAbsent;
   }
+  std::vector<kv::WriteOp> ops;
+  AppendPairOps(s, args, kv::PutCondition::kIfAbsent, &ops);
   auto results = store_->Apply(ops);
   if (!results) {
     ReplyStatus(out, results.error());

@@ -99,10 +99,9 @@ class CommitQueue {
       }
     }
     leader_active_ = false;
-    if (!queue_.empty()) {
-      queue_.front()->cv.notify_one();
-      work_cv_.notify_one();
-    }
+    if (!queue_.empty()) queue_.front()->cv.notify_one();
+    // The committer thread waits for the queue to be free: to take what is left, or to stop.
+    if (!queue_.empty() || stopping_) work_cv_.notify_one();
     lock.unlock();
     for (Waiter* w : finished_async) {
       w->on_done();
@@ -114,14 +113,8 @@ class CommitQueue {
   void CommitterLoop() {
     std::unique_lock lock(mu_);
     while (true) {
-      work_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !leader_active_); });
-      if (queue_.empty() || leader_active_) {
-        if (stopping_ && queue_.empty() && !leader_active_) return;
-        if (stopping_) {
-          work_cv_.wait_for(lock, std::chrono::milliseconds(1));
-        }
-        continue;
-      }
+      work_cv_.wait(lock, [&] { return !leader_active_ && (stopping_ || !queue_.empty()); });
+      if (queue_.empty()) return;  // stopping, and nothing left to commit
       LeadOneGroup(lock);
     }
   }

@@ -821,6 +821,11 @@ Status RocksStore::CompactAll() {
   }
   // Expired blob values found by that compaction are deleted by the maintenance thread; do it
   // now so that the caller sees the effect.
+  ReapExpiredBlobs();
+  return Status::Ok();
+}
+
+void RocksStore::ReapExpiredBlobs() {
   std::map<std::string, Version> expired;
   {
     std::lock_guard lock(maintenance_mu_);
@@ -833,7 +838,6 @@ Status RocksStore::CompactAll() {
     request.reap_version = version;
     commit_queue_.Submit(&request);
   }
-  return Status::Ok();
 }
 
 void RocksStore::OnExpiredBlob(const rocksdb::Slice& storage_key, const Version& version) {
@@ -897,16 +901,8 @@ void RocksStore::MaintenanceLoop() {
   while (!stopping_) {
     maintenance_cv_.wait_for(lock, kMaintenanceInterval);
     if (stopping_) break;
-    std::map<std::string, Version> expired;
-    expired.swap(expired_blobs_);
     lock.unlock();
-    for (auto& [skey, version] : expired) {
-      WriteRequest request;
-      request.reap_expired = true;
-      request.reap_storage_key = skey;
-      request.reap_version = version;
-      commit_queue_.Submit(&request);
-    }
+    ReapExpiredBlobs();
     if (++ticks % kTrimEveryTicks == 0) {
       if (Status s = TrimChangeLog(); !s.ok()) {
         log::Warn("change-log trim failed", {{"error", s.message()}});

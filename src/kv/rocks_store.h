@@ -17,7 +17,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -108,6 +107,8 @@ class RocksStore final : public Store {
   Result<RecordCache::RecordPtr> ReadRecord(const std::string& skey);
   Result<uint64_t> FindTrimPoint(uint64_t last_seq);
   void OnExpiredBlob(const rocksdb::Slice& storage_key, const Version& version);
+  // Deletes (record + blob) the expired large values that compactions reported.
+  void ReapExpiredBlobs();
   void MaintenanceLoop();
 
   StoreOptions options_;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -42,20 +43,38 @@ void Node::RegisterStoreMetrics() {
   kv::Store* store = store_.get();
   metrics_.AddGauge("edgeflow_kv_last_seq", "Sequence number of the newest change-log record",
                     [store] { return static_cast<double>(store->LastSeq()); });
-  metrics_.AddGauge("edgeflow_kv_estimated_keys", "Estimated number of stored keys (RocksDB)",
-                    [store] { return static_cast<double>(store->Stats().estimated_keys); });
-  metrics_.AddGauge("edgeflow_kv_sst_bytes", "Bytes in live SST files",
-                    [store] { return static_cast<double>(store->Stats().live_sst_bytes); });
-  metrics_.AddGauge("edgeflow_kv_blob_bytes", "Bytes in blob files (large values)",
-                    [store] { return static_cast<double>(store->Stats().blob_file_bytes); });
-  metrics_.AddGauge("edgeflow_kv_memtable_bytes", "Bytes in memtables",
-                    [store] { return static_cast<double>(store->Stats().memtable_bytes); });
-  metrics_.AddGauge("edgeflow_kv_record_cache_bytes", "Bytes in the record cache",
-                    [store] { return static_cast<double>(store->Stats().record_cache_bytes); });
-  metrics_.AddGauge("edgeflow_kv_record_cache_hits", "Record cache hits since start",
-                    [store] { return static_cast<double>(store->Stats().record_cache_hits); });
-  metrics_.AddGauge("edgeflow_kv_record_cache_misses", "Record cache misses since start",
-                    [store] { return static_cast<double>(store->Stats().record_cache_misses); });
+  // Store::Stats() reads several RocksDB properties and every cache shard; one scrape renders all
+  // these gauges, so they share one snapshot instead of taking one each.
+  struct Snapshot {
+    std::mutex mu;
+    int64_t taken_ms = 0;
+    kv::StoreStats stats;
+  };
+  auto snapshot = std::make_shared<Snapshot>();
+  auto gauge = [this, store, snapshot](const char* name, const char* help,
+                                       uint64_t kv::StoreStats::*field) {
+    metrics_.AddGauge(name, help, [store, snapshot, field] {
+      std::lock_guard lock(snapshot->mu);
+      const int64_t now = SystemClock::Default()->NowMillis();
+      if (now - snapshot->taken_ms >= 1000) {
+        snapshot->stats = store->Stats();
+        snapshot->taken_ms = now;
+      }
+      return static_cast<double>(snapshot->stats.*field);
+    });
+  };
+  gauge("edgeflow_kv_estimated_keys", "Estimated number of stored keys (RocksDB)",
+        &kv::StoreStats::estimated_keys);
+  gauge("edgeflow_kv_sst_bytes", "Bytes in live SST files", &kv::StoreStats::live_sst_bytes);
+  gauge("edgeflow_kv_blob_bytes", "Bytes in blob files (large values)",
+        &kv::StoreStats::blob_file_bytes);
+  gauge("edgeflow_kv_memtable_bytes", "Bytes in memtables", &kv::StoreStats::memtable_bytes);
+  gauge("edgeflow_kv_record_cache_bytes", "Bytes in the record cache",
+        &kv::StoreStats::record_cache_bytes);
+  gauge("edgeflow_kv_record_cache_hits", "Record cache hits since start",
+        &kv::StoreStats::record_cache_hits);
+  gauge("edgeflow_kv_record_cache_misses", "Record cache misses since start",
+        &kv::StoreStats::record_cache_misses);
 }
 
 Status Node::Start() {

@@ -11,7 +11,7 @@
 
 #include "common/clock.h"
 #include "tests/unit/http_test_client.h"
-#include "tests/unit/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace edgeflow::api {
 namespace {
@@ -101,7 +101,7 @@ class HttpServerTest : public ::testing::Test {
     return std::string(res[http::field::etag]);
   }
 
-  test::ScopedTempDir dir_;
+  test_support::TempDir dir_;
   ManualClock clock_{kStart};
   std::unique_ptr<kv::Store> store_;
   std::unique_ptr<metrics::Registry> registry_;
@@ -725,7 +725,7 @@ TEST(HttpServerCreateTest, RejectsBadConfig) {
   metrics::Registry registry;
   HttpServerConfig config;
   EXPECT_FALSE(HttpServer::Create(config, nullptr, &registry, nullptr));
-  test::ScopedTempDir dir;
+  test_support::TempDir dir;
   kv::StoreOptions options;
   options.dir = dir.path() / "kv";
   auto store = kv::Store::Open(options);
@@ -738,7 +738,7 @@ TEST(HttpServerCreateTest, RejectsBadConfig) {
 }
 
 TEST(HttpServerCreateTest, PortInUseIsAClearError) {
-  test::ScopedTempDir dir;
+  test_support::TempDir dir;
   kv::StoreOptions options;
   options.dir = dir.path() / "kv";
   auto store = kv::Store::Open(options);

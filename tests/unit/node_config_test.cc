@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/temp_dir.h"
 
 namespace edgeflow::node {
 namespace {

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "tests/unit/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace edgeflow::api {
 namespace {
@@ -269,7 +269,7 @@ class RespServerTest : public ::testing::Test {
     return ctx;
   }
 
-  test::ScopedTempDir dir_;
+  test_support::TempDir dir_;
   ManualClock clock_{kStart};
   metrics::Registry registry_;
   std::unique_ptr<kv::Store> store_;

@@ -11,7 +11,7 @@
 
 #include "kv/hybrid_clock.h"
 #include "kv/version.h"
-#include "tests/unit/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace edgeflow::kv {
 namespace {
@@ -50,7 +50,7 @@ class StoreTest : public ::testing::TestWithParam<size_t> {
     return item ? item->value : "<" + std::string(ErrorCodeName(item.error().code())) + ">";
   }
 
-  test::ScopedTempDir dir_;
+  test_support::TempDir dir_;
   ManualClock clock_{kStart};
   std::unique_ptr<Store> store_;
 };
