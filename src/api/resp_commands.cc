@@ -217,8 +217,14 @@ void RespCommands::Flush(RespSession* session, RespWriter* out) {
 }
 
 void RespCommands::FlushGets(RespSession& s, RespWriter& out) {
-  std::vector<Result<kv::Item>> items = store_->MultiGet(s.ns, s.pending.get_keys);
-  for (auto& item : items) ReplyValue(out, std::move(item));
+  std::vector<Result<kv::SharedItem>> items = store_->MultiGet(s.ns, s.pending.get_keys);
+  for (auto& item : items) {
+    if (item) {
+      out.Bulk(item->value, std::move(item->owner));
+    } else {
+      ReplyValue(out, Error(std::move(item.error())));
+    }
+  }
 }
 
 void RespCommands::ReplyValue(RespWriter& out, Result<kv::Item> item) {

@@ -239,7 +239,7 @@ void RespCommands::CmdGetDel(RespSession& s, Args args, RespWriter& out) {
 }
 
 void RespCommands::CmdMget(RespSession& s, Args args, RespWriter& out) {
-  std::vector<Result<kv::Item>> items = store_->MultiGet(s.ns, args.subspan(1));
+  std::vector<Result<kv::SharedItem>> items = store_->MultiGet(s.ns, args.subspan(1));
   // A failure of the store fails the whole command, before any part of the array is written; a
   // missing or malformed key is just a nil.
   for (const auto& item : items) {
@@ -251,7 +251,7 @@ void RespCommands::CmdMget(RespSession& s, Args args, RespWriter& out) {
   out.ArrayHeader(items.size());
   for (auto& item : items) {
     if (item) {
-      out.Bulk(std::move(item->value));
+      out.Bulk(item->value, std::move(item->owner));
     } else {
       out.NullBulk();
     }

@@ -47,9 +47,23 @@ void RespWriter::Bulk(std::string&& data) {
     Bulk(std::string_view(data));
     return;
   }
+  auto owner = std::make_shared<const std::string>(std::move(data));
+  const std::string_view bytes = *owner;
+  Keep(bytes, std::move(owner));
+}
+
+void RespWriter::Bulk(std::string_view data, std::shared_ptr<const std::string> owner) {
+  if (data.size() < kShareThresholdBytes) {
+    Bulk(data);
+    return;
+  }
+  Keep(data, std::move(owner));
+}
+
+void RespWriter::Keep(std::string_view data, std::shared_ptr<const std::string> owner) {
   Header('$', static_cast<int64_t>(data.size()));
   size_ += data.size();
-  kept_.push_back(Kept{buf_.size(), std::move(data)});
+  kept_.push_back(Kept{buf_.size(), std::move(owner), data});
   Raw("\r\n");
 }
 
@@ -58,7 +72,7 @@ void RespWriter::Pieces(std::vector<std::string_view>* out) const {
   size_t from = 0;
   for (const Kept& k : kept_) {
     if (k.buf_offset > from) out->push_back(buf.substr(from, k.buf_offset - from));
-    out->push_back(k.value);
+    out->push_back(k.bytes);
     from = k.buf_offset;
   }
   if (buf.size() > from) out->push_back(buf.substr(from));

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kv/version.h"
@@ -23,6 +25,15 @@ struct ItemMeta {
 struct Item {
   ItemMeta meta;
   std::string value;
+};
+
+// An item whose value is shared with the store instead of copied: `value` stays valid as long as
+// `owner` lives. Cached values are handed out this way, so a front-end can send them straight from
+// the record cache to the socket (scatter/gather) without copying them first.
+struct SharedItem {
+  ItemMeta meta;
+  std::shared_ptr<const std::string> owner;
+  std::string_view value;
 };
 
 // One entry of a prefix listing.

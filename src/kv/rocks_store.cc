@@ -550,8 +550,8 @@ void RocksStore::CommitGroup(const std::vector<WriteRequest*>& group) {
 // Reads
 
 Result<RecordCache::RecordPtr> RocksStore::ReadRecord(const std::string& skey) {
-  if (RecordCache::RecordPtr cached = cache_.Lookup(skey)) return cached;
-  const uint64_t epoch = cache_.Epoch(skey);
+  uint64_t epoch = 0;
+  if (RecordCache::RecordPtr cached = cache_.Lookup(skey, &epoch)) return cached;
   rocksdb::PinnableSlice pinned;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kv_cf_, skey, &pinned);
   if (s.IsNotFound()) return RecordCache::RecordPtr();
@@ -626,9 +626,9 @@ Result<ItemMeta> RocksStore::Head(std::string_view ns, std::string_view key) {
   return std::move(item->meta);
 }
 
-std::vector<Result<Item>> RocksStore::MultiGet(std::string_view ns,
-                                               std::span<const std::string_view> keys) {
-  std::vector<Result<Item>> out;
+std::vector<Result<SharedItem>> RocksStore::MultiGet(std::string_view ns,
+                                                     std::span<const std::string_view> keys) {
+  std::vector<Result<SharedItem>> out;
   out.reserve(keys.size());
   if (Status s = ValidateNamespace(ns); !s.ok()) {
     for (size_t i = 0; i < keys.size(); ++i) out.push_back(Error(s));
@@ -637,19 +637,16 @@ std::vector<Result<Item>> RocksStore::MultiGet(std::string_view ns,
   // Cached records first; one batched RocksDB lookup for the other valid keys (it shares work
   // between keys that single Gets repeat). Invalid keys, read errors and large values take the
   // single-key path for their exact result.
-  std::vector<std::optional<Result<Item>>> found(keys.size());
+  std::vector<std::optional<Result<SharedItem>>> found(keys.size());
   const int64_t now = clock_->NowMillis();
-  auto resolve = [&](size_t i, std::string_view encoded) {
+  auto resolve = [&](size_t i, const RecordCache::RecordPtr& encoded) {
     Record record;
-    if (!DecodeRecord(encoded, &record).ok() || record.external()) return;
+    if (!DecodeRecord(*encoded, &record).ok() || record.external()) return;
     if (record.tombstone() || record.ExpiredAt(now)) {
       found[i] = Error(Status::NotFound("key '" + std::string(keys[i]) + "' does not exist"));
       return;
     }
-    Item item;
-    item.value.assign(record.inline_value);
-    item.meta = std::move(record.meta);
-    found[i] = std::move(item);
+    found[i] = SharedItem{std::move(record.meta), encoded, record.inline_value};
   };
   std::vector<std::string> skeys;
   std::vector<size_t> slot;
@@ -658,11 +655,12 @@ std::vector<Result<Item>> RocksStore::MultiGet(std::string_view ns,
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!ValidateKey(keys[i], options_.max_key_bytes).ok()) continue;
     std::string skey = StorageKey(ns, keys[i]);
-    if (RecordCache::RecordPtr cached = cache_.Lookup(skey)) {
-      resolve(i, *cached);
+    uint64_t epoch = 0;
+    if (RecordCache::RecordPtr cached = cache_.Lookup(skey, &epoch)) {
+      resolve(i, cached);
       continue;
     }
-    epochs.push_back(cache_.Epoch(skey));
+    epochs.push_back(epoch);
     skeys.push_back(std::move(skey));
     slot.push_back(i);
   }
@@ -679,12 +677,23 @@ std::vector<Result<Item>> RocksStore::MultiGet(std::string_view ns,
       } else if (statuses[j].ok()) {
         auto record = std::make_shared<const std::string>(values[j].data(), values[j].size());
         cache_.Fill(skeys[j], record, epochs[j]);
-        resolve(slot[j], *record);
+        resolve(slot[j], record);
       }
     }
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    out.push_back(found[i] ? std::move(*found[i]) : ReadItem(ns, keys[i], true));
+    if (found[i]) {
+      out.push_back(std::move(*found[i]));
+      continue;
+    }
+    Result<Item> item = ReadItem(ns, keys[i], true);
+    if (!item) {
+      out.push_back(Error(std::move(item.error())));
+      continue;
+    }
+    auto owner = std::make_shared<const std::string>(std::move(item->value));
+    std::string_view value = *owner;
+    out.push_back(SharedItem{std::move(item->meta), std::move(owner), value});
   }
   return out;
 }

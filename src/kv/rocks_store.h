@@ -48,8 +48,8 @@ class RocksStore final : public Store {
                                 std::optional<int64_t> expires_at_ms) override;
   Result<std::vector<Result<WriteResult>>> Apply(std::span<const WriteOp> ops) override;
   void ApplyAsync(std::span<const WriteOp> ops, ApplyCallback done) override;
-  std::vector<Result<Item>> MultiGet(std::string_view ns,
-                                     std::span<const std::string_view> keys) override;
+  std::vector<Result<SharedItem>> MultiGet(std::string_view ns,
+                                           std::span<const std::string_view> keys) override;
   Result<ListPage> List(std::string_view ns, std::string_view prefix,
                         std::string_view start_after, size_t limit) override;
   Result<ChangePage> ReadChanges(uint64_t from_seq, std::string_view ns, std::string_view prefix,

@@ -132,9 +132,10 @@ class Store {
   using ApplyCallback = std::move_only_function<void(Result<std::vector<Result<WriteResult>>>)>;
   virtual void ApplyAsync(std::span<const WriteOp> ops, ApplyCallback done) = 0;
 
-  // Gets several keys of one namespace; missing ones are NotFound in their slot.
-  virtual std::vector<Result<Item>> MultiGet(std::string_view ns,
-                                             std::span<const std::string_view> keys) = 0;
+  // Gets several keys of one namespace; missing ones are NotFound in their slot. Values are
+  // shared, not copied (see SharedItem).
+  virtual std::vector<Result<SharedItem>> MultiGet(std::string_view ns,
+                                                   std::span<const std::string_view> keys) = 0;
 
   // Live items of `ns` whose key starts with `prefix`, in key order, after `start_after`
   // (exclusive; empty = from the start), at most `limit` (1..10000) entries.

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include <yaml-cpp/yaml.h>
 
 namespace edgeflow::node {
@@ -34,6 +36,17 @@ class Section {
       return Status::InvalidArgument(Name(key) + " has a bad value");
     }
     return Status::Ok();
+  }
+
+  // A byte count, or "auto" (stored as NodeConfig::kAutomaticSize).
+  Status ReadSizeOrAuto(const std::string& key, size_t* out) {
+    known_.insert(key);
+    if (!node_ || !node_.IsMap() || !node_[key]) return Status::Ok();
+    if (node_[key].IsScalar() && node_[key].Scalar() == "auto") {
+      *out = NodeConfig::kAutomaticSize;
+      return Status::Ok();
+    }
+    return Read(key, out);
   }
 
   Status ReadAddress(const std::string& key, HostPort* out) {
@@ -95,7 +108,7 @@ Status ReadKv(Section section, kv::StoreOptions* kv) {
   EF_RETURN_IF_ERROR(section.Read("max_value_bytes", &kv->max_value_bytes));
   EF_RETURN_IF_ERROR(section.Read("blob_threshold_bytes", &kv->blob_threshold_bytes));
   EF_RETURN_IF_ERROR(section.Read("block_cache_bytes", &kv->block_cache_bytes));
-  EF_RETURN_IF_ERROR(section.Read("record_cache_bytes", &kv->record_cache_bytes));
+  EF_RETURN_IF_ERROR(section.ReadSizeOrAuto("record_cache_bytes", &kv->record_cache_bytes));
   EF_RETURN_IF_ERROR(section.Read("write_buffer_bytes", &kv->write_buffer_bytes));
   int64_t tombstone_s = kv->tombstone_retention_ms / 1000;
   int64_t changelog_s = kv->changelog_retention_ms / 1000;
@@ -186,6 +199,15 @@ void FinalizeConfig(NodeConfig* config) {
   const size_t automatic = std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
   if (config->http.io_threads == 0) config->http.io_threads = automatic;
   if (config->resp.io_threads == 0) config->resp.io_threads = automatic;
+  // Automatic record cache: an eighth of the machine's memory, at least 64 MiB. Edge boxes range
+  // from 1 GiB boards to 64 GiB servers; a fixed size is either too big for the first or leaves
+  // the second reading hot keys from RocksDB. (Redis, the usual comparison, keeps everything.)
+  if (config->kv.record_cache_bytes == NodeConfig::kAutomaticSize) {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page_size = sysconf(_SC_PAGE_SIZE);
+    const uint64_t memory = pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : 0;
+    config->kv.record_cache_bytes = std::max<uint64_t>(memory / 8, uint64_t{64} << 20);
+  }
   config->kv.dir = config->data_dir / "kv";
   config->http.max_key_bytes = config->kv.max_key_bytes;
   config->http.max_value_bytes = config->kv.max_value_bytes;

@@ -24,8 +24,11 @@ struct NodeConfig {
     http.io_threads = 0;  // automatic, resolved by FinalizeConfig
     resp.io_threads = 0;
     resp.server_version = kVersion;
+    kv.record_cache_bytes = kAutomaticSize;
   }
   static constexpr const char* kVersion = EDGEFLOW_VERSION;
+  // A size left to FinalizeConfig, which derives it from the machine ("auto" in YAML).
+  static constexpr size_t kAutomaticSize = ~size_t{0};
 
   std::filesystem::path data_dir = "data";
   log::Level log_level = log::Level::kInfo;

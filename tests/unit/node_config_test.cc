@@ -18,6 +18,25 @@ TEST(NodeConfigTest, EmptyYamlKeepsDefaults) {
   EXPECT_GE(config.http.io_threads, 1u);  // automatic
   EXPECT_GE(config.resp.io_threads, 1u);
   EXPECT_EQ(config.resp.server_version, EDGEFLOW_VERSION);
+  // Automatic record cache: sized from the machine's memory, never below 64 MiB.
+  EXPECT_NE(config.kv.record_cache_bytes, NodeConfig::kAutomaticSize);
+  EXPECT_GE(config.kv.record_cache_bytes, size_t{64} << 20);
+}
+
+TEST(NodeConfigTest, RecordCacheSizeIsAutoAByteCountOrOff) {
+  NodeConfig config;
+  ASSERT_TRUE(ParseConfigYaml("kv: {record_cache_bytes: 1048576}", "t.yaml", &config).ok());
+  FinalizeConfig(&config);
+  EXPECT_EQ(config.kv.record_cache_bytes, size_t{1} << 20);
+
+  ASSERT_TRUE(ParseConfigYaml("kv: {record_cache_bytes: 0}", "t.yaml", &config).ok());
+  FinalizeConfig(&config);
+  EXPECT_EQ(config.kv.record_cache_bytes, 0u);
+
+  ASSERT_TRUE(ParseConfigYaml("kv: {record_cache_bytes: auto}", "t.yaml", &config).ok());
+  EXPECT_EQ(config.kv.record_cache_bytes, NodeConfig::kAutomaticSize);
+  FinalizeConfig(&config);
+  EXPECT_GE(config.kv.record_cache_bytes, size_t{64} << 20);
 }
 
 TEST(NodeConfigTest, ShippedExampleConfigParses) {
@@ -85,7 +104,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"http: [1, 2]", "must be a mapping"},
                       BadConfig{"- a\n- b", "top level"},
                       BadConfig{"http: {listen: [unclosed", "invalid YAML"},
-                      BadConfig{"resp: {io_threads: 300}", "io_threads"}));
+                      BadConfig{"resp: {io_threads: 300}", "io_threads"},
+                      BadConfig{"kv: {record_cache_bytes: lots}", "kv.record_cache_bytes"}));
 
 TEST(NodeConfigTest, MissingFileIsAClearError) {
   NodeConfig config;

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+#include <string>
+
 namespace edgeflow::kv {
 namespace {
 
@@ -47,6 +51,82 @@ TEST(RecordCacheTest, EvictsLeastRecentlyUsedWithinCapacity) {
   // An entry larger than a shard is not kept at all.
   cache.Update("huge", R(std::string(4096, 'h')));
   EXPECT_EQ(cache.Lookup("huge"), nullptr);
+}
+
+TEST(RecordCacheTest, AMissedLookupGivesTheEpochForTheFill) {
+  RecordCache cache(1 << 20);
+  uint64_t epoch = 99;
+  EXPECT_EQ(cache.Lookup("k", &epoch), nullptr);
+  EXPECT_EQ(epoch, cache.Epoch("k"));
+  cache.Update("other-key-in-maybe-another-shard", R("x"));
+  cache.Fill("k", R("v"), epoch);
+  ASSERT_NE(cache.Lookup("k"), nullptr);
+
+  EXPECT_EQ(cache.Lookup("j", &epoch), nullptr);
+  cache.Erase("j");  // a delete lands while the reader reads RocksDB
+  cache.Fill("j", R("stale"), epoch);
+  EXPECT_EQ(cache.Lookup("j"), nullptr);
+}
+
+TEST(RecordCacheTest, AHotKeySurvivesAScanOfColdKeys) {
+  RecordCache cache(64 * 4096);
+  cache.Update("hot", R(std::string(100, 'h')));
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_NE(cache.Lookup("hot"), nullptr) << "evicted after " << i << " cold inserts";
+    cache.Update("cold" + std::to_string(i), R(std::string(100, 'c')));
+  }
+}
+
+// Random updates, erases, fills and lookups against a plain map: a hit must always be the latest
+// record (never a stale or foreign one), and the byte count must stay within capacity. Small
+// shards make eviction, table growth and backward-shift deletion happen constantly.
+TEST(RecordCacheTest, RandomOperationsAgreeWithAModel) {
+  RecordCache cache(64 * 1500);
+  std::map<std::string, std::string> model;
+  std::mt19937_64 random(7);
+  for (int step = 0; step < 200000; ++step) {
+    const std::string key = "k" + std::to_string(random() % 3000);
+    switch (random() % 4) {
+      case 0: {
+        std::string value = key + "@" + std::to_string(step) + std::string(random() % 200, 'v');
+        model[key] = value;
+        cache.Update(key, R(std::move(value)));
+        break;
+      }
+      case 1:
+        model.erase(key);
+        cache.Erase(key);
+        break;
+      case 2: {
+        uint64_t epoch = 0;
+        if (cache.Lookup(key, &epoch) == nullptr) {
+          auto it = model.find(key);
+          if (it != model.end()) cache.Fill(key, R(it->second), epoch);
+        }
+        break;
+      }
+      default: {
+        RecordCache::RecordPtr hit = cache.Lookup(key);
+        if (hit) {
+          auto it = model.find(key);
+          ASSERT_NE(it, model.end()) << "step " << step << ": " << key << " was erased";
+          ASSERT_EQ(*hit, it->second) << "step " << step;
+        }
+      }
+    }
+    if (step % 10000 == 0) {
+      ASSERT_LE(cache.size_bytes(), size_t{64 * 1500});
+    }
+  }
+  // Every key still cached answers with its latest record.
+  size_t cached = 0;
+  for (const auto& [key, value] : model) {
+    if (RecordCache::RecordPtr hit = cache.Peek(key)) {
+      ++cached;
+      EXPECT_EQ(*hit, value);
+    }
+  }
+  EXPECT_GT(cached, 0u);
 }
 
 TEST(RecordCacheTest, DisabledCacheKeepsNothing) {

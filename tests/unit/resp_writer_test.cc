@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -65,6 +67,25 @@ TEST(RespWriterTest, LargeValuesAreKeptNotCopied) {
   size_t total = 0;
   for (auto p : pieces) total += p.size();
   EXPECT_EQ(total, w.size());
+}
+
+TEST(RespWriterTest, SharedValuesAreReferencedAndKeptAlive) {
+  auto record = std::make_shared<const std::string>(
+      "header" + std::string(RespWriter::kShareThresholdBytes, 'v') + "trailer");
+  const std::string_view value = std::string_view(*record).substr(6, RespWriter::kShareThresholdBytes);
+  RespWriter w;
+  w.Bulk(value, record);
+  w.Bulk(std::string_view(*record).substr(0, 6), record);  // below the threshold: copied
+  EXPECT_EQ(record.use_count(), 2);  // the writer holds it once, for the referenced piece
+  std::vector<std::string_view> pieces;
+  w.Pieces(&pieces);
+  ASSERT_EQ(pieces.size(), 3u);
+  EXPECT_EQ(pieces[1].data(), value.data());
+  EXPECT_EQ(pieces[2], "\r\n$6\r\nheader\r\n");
+  EXPECT_EQ(w.ToString(), "$" + std::to_string(value.size()) + "\r\n" + std::string(value) +
+                              "\r\n$6\r\nheader\r\n");
+  w.Clear();
+  EXPECT_EQ(record.use_count(), 1);
 }
 
 TEST(RespWriterTest, SmallRvalueIsCopied) {

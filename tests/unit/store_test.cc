@@ -485,6 +485,23 @@ TEST_P(StoreTest, MultiGetReturnsEachKeyInOrder) {
   EXPECT_EQ(bad_ns[4].error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST_P(StoreTest, SharedValuesOutliveOverwritesAndDeletes) {
+  ASSERT_TRUE(store_->Put("ns", "k", std::string(3000, 'a')));
+  ASSERT_TRUE(store_->Put("ns", "big", std::string(200 << 10, 'b')));  // a blob-file value
+  std::vector<std::string_view> keys = {"k", "big", "k"};
+  auto first = store_->MultiGet("ns", keys);
+  ASSERT_TRUE(first[0] && first[1] && first[2]);
+  // The reader still holds the old values while writers replace and delete them.
+  ASSERT_TRUE(store_->Put("ns", "k", std::string(3000, 'z')));
+  ASSERT_TRUE(store_->Delete("ns", "big"));
+  EXPECT_EQ(first[0]->value, std::string(3000, 'a'));
+  EXPECT_EQ(first[2]->value, std::string(3000, 'a'));
+  EXPECT_EQ(first[1]->value, std::string(200 << 10, 'b'));
+  auto second = store_->MultiGet("ns", keys);
+  EXPECT_EQ(second[0]->value, std::string(3000, 'z'));
+  EXPECT_EQ(second[1].error().code(), ErrorCode::kNotFound);
+}
+
 TEST_P(StoreTest, RejectsBadInputWithClearErrors) {
   auto empty_ns = store_->Put("", "k", "v");
   EXPECT_EQ(empty_ns.error().code(), ErrorCode::kInvalidArgument);
