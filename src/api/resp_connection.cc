@@ -38,10 +38,12 @@ std::string EndpointText(const boost::asio::ip::tcp::endpoint& ep) {
 
 }  // namespace
 
-RespConnection::RespConnection(Socket socket, RespCommands* commands, RespParserLimits limits,
-                               uint64_t client_id, std::function<void()> on_exit)
+RespConnection::RespConnection(Socket socket, RespCommands* commands, LoopCommitter* committer,
+                               RespParserLimits limits, uint64_t client_id,
+                               std::function<void()> on_exit)
     : socket_(std::move(socket)),
       commands_(commands),
+      committer_(committer),
       parser_(limits),
       on_exit_(std::move(on_exit)) {
   session_.client_id = client_id;
@@ -157,15 +159,10 @@ RespConnection::Awaitable<RespConnection::WriteResults> RespConnection::CommitAs
   commands->AsyncCommitStarted();
   WriteResults results = co_await boost::asio::async_initiate<decltype(kUseAwaitable),
                                                               void(WriteResults)>(
-      [commands, ops, executor = socket_.get_executor()](auto handler) {
-        commands->store()->ApplyAsync(
-            ops, [handler = std::move(handler), executor](WriteResults r) mutable {
-              // On the committing thread: only hand the results over to this connection's thread.
-              boost::asio::post(executor,
-                                [handler = std::move(handler), r = std::move(r)]() mutable {
-                                  std::move(handler)(std::move(r));
-                                });
-            });
+      [committer = committer_, ops](auto handler) {
+        committer->Submit(ops, [handler = std::move(handler)](WriteResults r) mutable {
+          std::move(handler)(std::move(r));
+        });
       },
       kUseAwaitable);
   commands->AsyncCommitFinished();

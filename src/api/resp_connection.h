@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/loop_committer.h"
 #include "api/resp_commands.h"
 #include "api/resp_parser.h"
 #include "api/resp_session.h"
@@ -42,8 +43,8 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
 
   // `on_exit` runs once, when the connection is done.
-  RespConnection(Socket socket, RespCommands* commands, RespParserLimits limits, uint64_t client_id,
-                 std::function<void()> on_exit);
+  RespConnection(Socket socket, RespCommands* commands, LoopCommitter* committer,
+                 RespParserLimits limits, uint64_t client_id, std::function<void()> on_exit);
   ~RespConnection();
   RespConnection(const RespConnection&) = delete;
   RespConnection& operator=(const RespConnection&) = delete;
@@ -79,6 +80,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   std::mutex close_mu_;         // Close() from other threads vs. the coroutine closing the socket
   bool socket_closed_ = false;  // GUARDED_BY(close_mu_)
   RespCommands* const commands_;
+  LoopCommitter* const committer_;
   RespParser parser_;
   RespWriter writer_;
   RespSession session_;

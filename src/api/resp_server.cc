@@ -44,6 +44,7 @@ class RespServerImpl final : public RespServer {
       : config_(config),
         commands_(std::move(config), store, metrics),
         io_(static_cast<int>(config_.io_threads)),
+        committer_(store, io_.get_executor(), config_.commit_on_io_thread),
         acceptor_(asio::make_strand(io_)) {
     limits_.max_args = config_.max_args;
     limits_.max_bulk_bytes =
@@ -166,8 +167,8 @@ class RespServerImpl final : public RespServer {
       return;
     }
     const uint64_t id = commands_.ConnectionOpened();
-    auto connection = std::make_shared<RespConnection>(std::move(socket), &commands_, limits_, id,
-                                                       [this, id] { Forget(id); });
+    auto connection = std::make_shared<RespConnection>(std::move(socket), &commands_, &committer_,
+                                                       limits_, id, [this, id] { Forget(id); });
     connections_.emplace(id, connection);
     lock.unlock();
     connection->Start();
@@ -197,6 +198,7 @@ class RespServerImpl final : public RespServer {
   // Declared last so that it goes first: destroying it destroys the coroutines still suspended
   // in it, whose connections call Forget() on the members above.
   asio::io_context io_;
+  LoopCommitter committer_;
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
 };

@@ -33,6 +33,9 @@ struct RespServerConfig {
   // unused for scan_cursor_ttl_seconds.
   size_t max_scan_cursors = 10000;
   int scan_cursor_ttl_seconds = 600;
+  // Commit held-back writes on the I/O thread that collected them (see LoopCommitter); false hands
+  // them to the store's committer thread, for when every commit waits for an fsync.
+  bool commit_on_io_thread = true;
   std::string server_version;    // reported by INFO as edgeflow_version
   const Clock* clock = nullptr;  // for TTL arithmetic; nullptr = system clock
 };

@@ -19,8 +19,7 @@ uint64_t RecordCache::Hash(std::string_view storage_key) {
   return std::hash<std::string_view>{}(storage_key);
 }
 
-RecordCache::RecordPtr RecordCache::Lookup(std::string_view storage_key,
-                                           uint64_t* epoch_on_miss) {
+RecordCache::RecordPtr RecordCache::Lookup(std::string_view storage_key, uint64_t* epoch_on_miss) {
   if (!enabled()) {
     if (epoch_on_miss) *epoch_on_miss = 0;
     return nullptr;

@@ -9,7 +9,9 @@
 namespace edgeflow::kv {
 namespace {
 
-RecordCache::RecordPtr R(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+RecordCache::RecordPtr R(std::string s) {
+  return std::make_shared<const std::string>(std::move(s));
+}
 
 TEST(RecordCacheTest, UpdateLookupErase) {
   RecordCache cache(1 << 20);

@@ -2,10 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
-
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -72,7 +71,8 @@ TEST(RespWriterTest, LargeValuesAreKeptNotCopied) {
 TEST(RespWriterTest, SharedValuesAreReferencedAndKeptAlive) {
   auto record = std::make_shared<const std::string>(
       "header" + std::string(RespWriter::kShareThresholdBytes, 'v') + "trailer");
-  const std::string_view value = std::string_view(*record).substr(6, RespWriter::kShareThresholdBytes);
+  const std::string_view value =
+      std::string_view(*record).substr(6, RespWriter::kShareThresholdBytes);
   RespWriter w;
   w.Bulk(value, record);
   w.Bulk(std::string_view(*record).substr(0, 6), record);  // below the threshold: copied
