@@ -117,7 +117,9 @@ TEST_P(LoopCommitterTest, ALaterPassGetsItsOwnCommit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, LoopCommitterTest, ::testing::Values(true, false),
-                         [](const auto& info) { return info.param ? "OnLoopThread" : "HandOff"; });
+                         [](const auto& test_param) {
+                           return test_param.param ? "OnLoopThread" : "HandOff";
+                         });
 
 }  // namespace
 }  // namespace edgeflow::api
