@@ -8,7 +8,7 @@
 
 #include "api/http_json.h"
 #include "api/http_params.h"
-#include "api/url_codec.h"
+#include "common/url_codec.h"
 
 namespace edgeflow::api {
 namespace {

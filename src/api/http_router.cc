@@ -1,6 +1,6 @@
 #include "api/http_router.h"
 
-#include "api/url_codec.h"
+#include "common/url_codec.h"
 
 namespace edgeflow::api {
 namespace {

@@ -19,7 +19,7 @@
 #include "api/http_json.h"
 #include "api/http_metrics.h"
 #include "api/http_params.h"
-#include "api/url_codec.h"
+#include "common/url_codec.h"
 
 namespace edgeflow::api {
 

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "api/url_codec.h"
+#include "common/url_codec.h"
 
 namespace edgeflow::cli {
 
@@ -63,7 +63,7 @@ std::string FormatExpiry(const nlohmann::json& value) {
 }  // namespace
 
 std::string CliCommands::ItemTarget(const std::string& ns, const std::string& key) {
-  return "/v1/kv/" + api::PercentEncode(ns, false) + "/" + api::PercentEncode(key, true);
+  return "/v1/kv/" + PercentEncode(ns, false) + "/" + PercentEncode(key, true);
 }
 
 int CliCommands::Fail(const Status& status) {
@@ -134,7 +134,7 @@ int CliCommands::KvPut(const KvPutArgs& args) {
     return Fail(Status::InvalidArgument("--if-absent and --if-version cannot be combined"));
   }
   std::string target = ItemTarget(args.ns, args.key);
-  if (!args.ttl.empty()) target += "?ttl=" + api::PercentEncode(args.ttl, false);
+  if (!args.ttl.empty()) target += "?ttl=" + PercentEncode(args.ttl, false);
   Headers headers;
   if (!args.content_type.empty()) headers["Content-Type"] = args.content_type;
   if (!args.if_version.empty()) headers["If-Match"] = Quoted(args.if_version);
@@ -212,12 +212,12 @@ int CliCommands::KvList(const KvListArgs& args) {
   std::string next_hint;
   for (;;) {
     std::string target =
-        "/v1/kv/" + api::PercentEncode(args.ns, false) + "?limit=" + std::to_string(args.limit);
-    if (!args.prefix.empty()) target += "&prefix=" + api::PercentEncode(args.prefix, false);
+        "/v1/kv/" + PercentEncode(args.ns, false) + "?limit=" + std::to_string(args.limit);
+    if (!args.prefix.empty()) target += "&prefix=" + PercentEncode(args.prefix, false);
     if (!start_after_b64.empty()) {
-      target += "&start_after_b64=" + api::PercentEncode(start_after_b64, false);
+      target += "&start_after_b64=" + PercentEncode(start_after_b64, false);
     } else if (!start_after.empty()) {
-      target += "&start_after=" + api::PercentEncode(start_after, false);
+      target += "&start_after=" + PercentEncode(start_after, false);
     }
     auto res = client_->Request(http::verb::get, target);
     if (!res) return Fail(res.error());
@@ -270,10 +270,10 @@ int CliCommands::KvList(const KvListArgs& args) {
 }
 
 int CliCommands::KvWatch(const KvWatchArgs& args) {
-  std::string target = "/v1/watch/" + api::PercentEncode(args.ns, false);
+  std::string target = "/v1/watch/" + PercentEncode(args.ns, false);
   char sep = '?';
   if (!args.prefix.empty()) {
-    target += sep + std::string("prefix=") + api::PercentEncode(args.prefix, false);
+    target += sep + std::string("prefix=") + PercentEncode(args.prefix, false);
     sep = '&';
   }
   if (args.from_seq) target += sep + std::string("from_seq=") + std::to_string(*args.from_seq);

@@ -10,7 +10,7 @@
 
 #include "api/http_params.h"
 #include "api/http_router.h"
-#include "api/url_codec.h"
+#include "common/url_codec.h"
 
 namespace {
 
@@ -21,6 +21,7 @@ void Check(bool condition) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace edgeflow;
   using namespace edgeflow::api;
   if (size == 0) return 0;
   const auto method = static_cast<HttpMethod>(data[0] % kHttpMethodCount);

@@ -1,5 +1,5 @@
 // Tests of the Boost-free request-target decoding, routing and parameter parsing of the HTTP API.
-#include "api/url_codec.h"
+#include "common/url_codec.h"
 
 #include <string>
 

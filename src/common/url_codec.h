@@ -14,7 +14,7 @@
 
 #include "common/status.h"
 
-namespace edgeflow::api {
+namespace edgeflow {
 
 // A request target split into its raw (still percent-encoded) parts.
 struct TargetParts {
@@ -52,4 +52,4 @@ class QueryParams {
   std::vector<std::pair<std::string, std::string>> params_;
 };
 
-}  // namespace edgeflow::api
+}  // namespace edgeflow

@@ -1,9 +1,9 @@
-#include "api/url_codec.h"
+#include "common/url_codec.h"
 
 #include <array>
 #include <cctype>
 
-namespace edgeflow::api {
+namespace edgeflow {
 namespace {
 
 int HexValue(char c) {
@@ -147,4 +147,4 @@ std::optional<std::string_view> QueryParams::Get(std::string_view name) const {
   return std::nullopt;
 }
 
-}  // namespace edgeflow::api
+}  // namespace edgeflow

@@ -1,0 +1,80 @@
+// ChannelPublisher: put-then-publish, the producer's one call (papers/000, section 3.3).
+//
+// Publish() stores the data in EKV (durably: the put is acknowledged by the WAL) and only then
+// publishes the channel message, so a subscriber that gets the message can always read the data.
+// Small data also travels inline in the message; data above `inline_max_bytes` travels by
+// reference only (claim check), and subscribers read it from EKV.
+//
+// When the broker does not acknowledge the publication in `publish_timeout` (it is down or
+// restarting), Publish() fails with Unavailable, and the error names the stored item: the put is
+// not lost, and publishing again is safe (subscribers tell repeats apart by the item id; delivery
+// is at least once anyway). The client library may still deliver the first attempt once the
+// broker is back.
+//
+// Thread-safety: Publish() may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "channels/envelope.h"
+#include "channels/mqtt_client.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "kv/store.h"
+
+namespace edgeflow::channels {
+
+// Room for the topic and the envelope's properties in a message, besides the payload.
+inline constexpr size_t kMessageOverheadBytes = 4096;
+
+struct ChannelsConfig {
+  std::string tenant = "default";
+  std::string ns = "channels";  // EKV namespace of published items that name none
+  size_t inline_max_bytes = 64 << 10;
+  int64_t item_ttl_ms = 3600 * 1000;  // published items expire after this; 0 = never
+  std::chrono::milliseconds publish_timeout{5000};
+  size_t max_packet_bytes = 64 << 20;  // the broker's limit: inline messages must fit in it
+};
+
+struct PublishRequest {
+  enum class Mode { kAuto, kInline, kReference };
+  std::string channel;
+  std::string_view data;
+  std::string key;  // empty: "<channel>/<new item id>"
+  std::string ns;   // empty: ChannelsConfig::ns
+  std::string content_type;
+  std::optional<int64_t> ttl_ms;  // empty: ChannelsConfig::item_ttl_ms
+  std::string trace_id;           // empty: a new one
+  Mode mode = Mode::kAuto;
+};
+
+struct PublishResult {
+  std::string topic;
+  std::string item_id;
+  ItemRef ref;
+  uint64_t seq = 0;
+  bool inline_data = true;
+  std::string trace_id;
+};
+
+class ChannelPublisher {
+ public:
+  // All must outlive the publisher.
+  ChannelPublisher(ChannelsConfig config, kv::Store* store, MqttClient* mqtt, const Clock* clock);
+
+  Result<PublishResult> Publish(const PublishRequest& request);
+
+  const ChannelsConfig& config() const { return config_; }
+
+ private:
+  const ChannelsConfig config_;
+  kv::Store* const store_;
+  MqttClient* const mqtt_;
+  const Clock* const clock_;
+};
+
+}  // namespace edgeflow::channels

@@ -1,0 +1,128 @@
+// MqttClient: an MQTT 5 client connection (libmosquitto) that stays connected on its own.
+//
+// It owns a network thread that connects, reconnects with back-off after any loss, and renews
+// every subscription on each (re)connect. Its own reconnect loop (rather than libmosquitto's)
+// sends the CONNECT properties again every time: libmosquitto 2.0's automatic reconnect drops the
+// session expiry interval, which would silently turn a persistent session into a clean one after
+// the first broker restart.
+//
+// Persistent sessions: with a fixed client id and `persistent_session`, the broker keeps the
+// subscriptions and queues QoS 1 messages while the client is away (up to the broker's limits),
+// and delivers them when it comes back.
+//
+// Thread-safety: all methods may be called from any thread. The message handler runs on the
+// network thread, one message at a time; it must not block for long (hand work elsewhere).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "channels/mqtt_message.h"
+#include "common/host_port.h"
+#include "common/status.h"
+
+struct mosquitto;
+struct mosquitto_message;
+struct mqtt5__property;
+
+namespace edgeflow::channels {
+
+struct MqttClientOptions {
+  HostPort broker{"127.0.0.1", 7883};
+  std::string client_id;  // empty: a random one (then the session cannot be persistent)
+  bool persistent_session = false;
+  uint32_t session_expiry_seconds = 7 * 24 * 3600;
+  int keepalive_seconds = 30;
+  std::string username;
+  std::string password;
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{2000};
+};
+
+class MqttClient {
+ public:
+  using MessageHandler = std::function<void(const MqttMessage&)>;
+
+  static Result<std::unique_ptr<MqttClient>> Create(MqttClientOptions options);
+  ~MqttClient();
+  MqttClient(const MqttClient&) = delete;
+  MqttClient& operator=(const MqttClient&) = delete;
+
+  // Set before Start(): receives every message of every subscription.
+  void SetMessageHandler(MessageHandler handler);
+  // Starts the network thread, which connects in the background.
+  Status Start();
+  // Disconnects and joins the network thread. Idempotent.
+  void Stop();
+
+  bool connected() const { return connected_.load(std::memory_order_acquire); }
+  // Waits until connected (true) or `timeout` passed (false).
+  bool WaitConnected(std::chrono::milliseconds timeout);
+
+  // QoS 0: returns once the library has the message. QoS 1 and 2: returns once the broker
+  // acknowledged it; Unavailable if that did not happen within `timeout` (the library may still
+  // deliver it later: at least once, never silently lost while the process lives), and the
+  // broker's reason if it refused the message.
+  Status Publish(const MqttMessage& message, std::chrono::milliseconds timeout);
+
+  // Subscribes now if connected, and again after every reconnect. Waits for the SUBACK up to
+  // `timeout` when connected.
+  Status Subscribe(const std::string& filter, int qos,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+
+ private:
+  explicit MqttClient(MqttClientOptions options);
+  void Run();
+  void WaitBackoff(std::chrono::milliseconds delay);
+  void SubscribeAll();
+
+  // libmosquitto callbacks (on the network thread).
+  static void OnConnect(mosquitto*, void* self, int rc, int flags, const mqtt5__property*);
+  static void OnDisconnect(mosquitto*, void* self, int rc, const mqtt5__property*);
+  static void OnPublish(mosquitto*, void* self, int mid, int reason, const mqtt5__property*);
+  static void OnSubscribe(mosquitto*, void* self, int mid, int count, const int* granted,
+                          const mqtt5__property*);
+  static void OnMessage(mosquitto*, void* self, const mosquitto_message* message,
+                        const mqtt5__property* properties);
+
+  // Completion of an acknowledged request (publish or subscribe), keyed by message id. An ack
+  // may arrive before the requesting thread registered its wait; it is then parked here.
+  struct Ack {
+    bool done = false;
+    int reason = 0;
+  };
+  Status AwaitAck(std::map<int, Ack>* acks, int mid, std::chrono::milliseconds timeout,
+                  const char* what);
+  void CompleteAck(std::map<int, Ack>* acks, int mid, int reason);
+
+  const MqttClientOptions options_;
+  mosquitto* mosq_ = nullptr;
+  MessageHandler handler_;
+  std::thread thread_;
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> reconnects_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;                // connection state, acks, stop
+  bool stopping_ = false;                     // GUARDED_BY(mu_)
+  bool started_ = false;                      // GUARDED_BY(mu_)
+  std::map<std::string, int> subscriptions_;  // GUARDED_BY(mu_): filter -> qos
+  std::map<int, Ack> publish_acks_;           // GUARDED_BY(mu_)
+  std::map<int, Ack> subscribe_acks_;         // GUARDED_BY(mu_)
+  // Ids whose waiter gave up ({is publish, id}): their late ack is dropped, not parked.
+  std::set<std::pair<bool, int>> abandoned_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace edgeflow::channels
