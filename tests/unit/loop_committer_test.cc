@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <optional>
@@ -54,6 +55,8 @@ class LoopCommitterTest : public ::testing::TestWithParam<bool> {
 
 TEST_P(LoopCommitterTest, SubmissionsOfOnePassShareACommitAndGetTheirOwnResults) {
   boost::asio::io_context loop;
+  // Keeps run_for() waiting while the hand-off mode's completions are still on the store's thread.
+  auto keep_running = boost::asio::make_work_guard(loop);
   LoopCommitter committer(store_.get(), loop.get_executor(), /*on_loop_thread=*/GetParam());
   const std::vector<kv::WriteOp> first = {Put("a", "1"), Put("b", "2")};
   const std::vector<kv::WriteOp> second = {PutIfAbsent("a", "x"), Put("c", "3")};
@@ -97,6 +100,7 @@ TEST_P(LoopCommitterTest, SubmissionsOfOnePassShareACommitAndGetTheirOwnResults)
 
 TEST_P(LoopCommitterTest, ALaterPassGetsItsOwnCommit) {
   boost::asio::io_context loop;
+  auto keep_running = boost::asio::make_work_guard(loop);
   LoopCommitter committer(store_.get(), loop.get_executor(), GetParam());
   const std::vector<kv::WriteOp> ops = {Put("k", "v")};
   int done = 0;
