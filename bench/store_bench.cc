@@ -5,10 +5,13 @@
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
 
+#include "kv/storage_key.h"
 #include "kv/store.h"
 
 namespace edgeflow::kv {
@@ -21,7 +24,12 @@ class StoreFixture {
            ("edgeflow-bench-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     StoreOptions options;
     options.dir = dir_;
-    store_ = std::move(*Store::Open(options));
+    auto opened = Store::Open(options);
+    if (!opened) {
+      std::fprintf(stderr, "store_bench: %s\n", opened.error().ToString().c_str());
+      std::abort();
+    }
+    store_ = std::move(*opened);
   }
   ~StoreFixture() {
     store_.reset();
@@ -123,7 +131,7 @@ void BM_BareRocksDbRandomGroup800(benchmark::State& state) {
   for (auto _ : state) {
     rocksdb::WriteBatch batch;
     for (size_t j = 0; j < kGroup; ++j) {
-      batch.Put(handles[0], "bench\0" + KeyFor(random()), value);
+      batch.Put(handles[0], StorageKey("bench", KeyFor(random())), value);
       const uint64_t big_endian = __builtin_bswap64(++seq);
       batch.Put(handles[1], rocksdb::Slice(reinterpret_cast<const char*>(&big_endian), 8), change);
     }

@@ -1,7 +1,3 @@
-// GCC 12 reports Asio's coroutine frame allocation (awaitable_frame_base's own operator
-// new/delete pair) as mismatched; it is not.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 #include "api/http_connection.h"
 
 #include <array>

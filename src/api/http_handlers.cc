@@ -20,7 +20,7 @@ constexpr size_t kMaxListLimit = 10000;
 constexpr std::string_view kDefaultContentType = "application/octet-stream";
 constexpr std::string_view kTtlHeader = "EKV-TTL";
 
-std::string ETagOf(const kv::Version& version) { return "\"" + version.ToString() + "\""; }
+std::string ETagOf(std::string_view version) { return "\"" + std::string(version) + "\""; }
 
 // A stored content type goes back into a response header. It normally came from a header, but
 // other front-ends may store anything: never let it break the response framing.
@@ -34,18 +34,20 @@ std::string_view SafeContentType(std::string_view stored) {
 }
 
 void SetItemHeaders(HttpResponse* res, const kv::ItemMeta& meta) {
-  res->set(http::field::etag, ETagOf(meta.version));
-  res->set("EKV-Version", meta.version.ToString());
+  const std::string version = meta.version.ToString();
+  res->set(http::field::etag, ETagOf(version));
+  res->set("EKV-Version", version);
   res->set("EKV-Seq", std::to_string(meta.seq));
   if (meta.expires_at_ms != 0) res->set("EKV-Expires-At", std::to_string(meta.expires_at_ms));
 }
 
 HttpResponse WriteResultResponse(const HttpRequest& req, const kv::WriteResult& result) {
   nlohmann::json body;
-  body["version"] = result.version.ToString();
+  const std::string version = result.version.ToString();
+  body["version"] = version;
   body["seq"] = result.seq;
   HttpResponse res = MakeJsonResponse(req.version(), 200, DumpJson(body), req.keep_alive());
-  res.set(http::field::etag, ETagOf(result.version));
+  res.set(http::field::etag, ETagOf(version));
   return res;
 }
 
@@ -134,23 +136,24 @@ HttpResponse HttpHandlers::Node(const HttpRequest& req) {
   return MakeJsonResponse(req.version(), 200, std::move(body), req.keep_alive());
 }
 
-Status HttpHandlers::ValidateItemAddress(const RouteMatch& match) const {
-  EF_RETURN_IF_ERROR(kv::ValidateNamespace(match.ns));
-  if (match.key.empty()) {
-    return Status::InvalidArgument(
+std::optional<HttpResponse> HttpHandlers::RejectBadItemAddress(const HttpRequest& req,
+                                                               const RouteMatch& match) const {
+  Status s = kv::ValidateNamespace(match.ns);
+  if (s.ok() && match.key.empty()) {
+    s = Status::InvalidArgument(
         "key must not be empty (to list a namespace, use GET /v1/kv/{ns} without the slash)");
   }
-  return kv::ValidateKey(match.key, config_.max_key_bytes);
+  if (s.ok()) s = kv::ValidateKey(match.key, config_.max_key_bytes);
+  if (s.ok()) return std::nullopt;
+  if (s.Is(ErrorCode::kResourceExhausted)) {
+    return MakeErrorResponse(req.version(), 414, ErrorCodeName(s.code()), s.message(),
+                             req.keep_alive());
+  }
+  return ErrorResponse(req, s);
 }
 
 HttpResponse HttpHandlers::KvGet(const HttpRequest& req, const RouteMatch& match) {
-  if (Status s = ValidateItemAddress(match); !s.ok()) {
-    if (s.Is(ErrorCode::kResourceExhausted)) {
-      return MakeErrorResponse(req.version(), 414, ErrorCodeName(s.code()), s.message(),
-                               req.keep_alive());
-    }
-    return ErrorResponse(req, s);
-  }
+  if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
   const bool head = req.method() == http::verb::head;
   std::optional<EntityTagCondition> if_none_match;
   if (auto value = HeaderValue(req, http::field::if_none_match)) {
@@ -204,13 +207,7 @@ HttpResponse HttpHandlers::KvGet(const HttpRequest& req, const RouteMatch& match
 }
 
 HttpResponse HttpHandlers::KvPut(HttpRequest& req, const RouteMatch& match) {
-  if (Status s = ValidateItemAddress(match); !s.ok()) {
-    if (s.Is(ErrorCode::kResourceExhausted)) {
-      return MakeErrorResponse(req.version(), 414, ErrorCodeName(s.code()), s.message(),
-                               req.keep_alive());
-    }
-    return ErrorResponse(req, s);
-  }
+  if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
   auto query = QueryParams::Parse(match.query);
   if (!query) return ErrorResponse(req, query.error());
 
@@ -258,24 +255,13 @@ HttpResponse HttpHandlers::KvPut(HttpRequest& req, const RouteMatch& match) {
   }
 
   auto result = store_->Put(match.ns, match.key, req.body(), options);
-  if (!result) {
-    // HTTP answers every failed precondition header with 412, create-only included.
-    if (result.error().Is(ErrorCode::kAlreadyExists)) {
-      return ErrorResponse(req, Status::FailedPrecondition(result.error().message()));
-    }
-    return ErrorResponse(req, result.error());
-  }
+  // A failed create-only or If-Match condition is FailedPrecondition: 412.
+  if (!result) return ErrorResponse(req, result.error());
   return WriteResultResponse(req, *result);
 }
 
 HttpResponse HttpHandlers::KvDelete(const HttpRequest& req, const RouteMatch& match) {
-  if (Status s = ValidateItemAddress(match); !s.ok()) {
-    if (s.Is(ErrorCode::kResourceExhausted)) {
-      return MakeErrorResponse(req.version(), 414, ErrorCodeName(s.code()), s.message(),
-                               req.keep_alive());
-    }
-    return ErrorResponse(req, s);
-  }
+  if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
   kv::DeleteOptions options;
   if (auto if_match = HeaderValue(req, http::field::if_match)) {
     auto cond = ParseEntityTagCondition(*if_match);

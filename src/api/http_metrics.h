@@ -28,8 +28,6 @@ class HttpMetrics {
   void ConnectionClosed() { connections_->fetch_sub(1, std::memory_order_relaxed); }
   void WatchOpened() { watches_->fetch_add(1, std::memory_order_relaxed); }
   void WatchClosed() { watches_->fetch_sub(1, std::memory_order_relaxed); }
-  int64_t connections() const { return connections_->load(std::memory_order_relaxed); }
-  int64_t watches() const { return watches_->load(std::memory_order_relaxed); }
 
  private:
   static constexpr size_t kClasses = 4;  // 2xx .. 5xx (no 1xx is ever final)

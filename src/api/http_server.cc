@@ -1,9 +1,3 @@
-// The HTTP server proper: listener, I/O threads, connection bookkeeping and shutdown. Requests are
-// served by HttpConnection, answered by HttpHandlers / HttpWatchStream.
-// GCC 12 reports Asio's coroutine frame allocation (awaitable_frame_base's own operator
-// new/delete pair) as mismatched; it is not.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 #include "api/http_server.h"
 
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>: it goes first.

@@ -40,9 +40,4 @@ void WatchHub::Close() {
   }
 }
 
-size_t WatchHub::size() const {
-  std::lock_guard lock(mu_);
-  return waiters_.size();
-}
-
 }  // namespace edgeflow::api

@@ -32,7 +32,6 @@ class WatchHub {
   void OnCommit();
   // Wakes every waiter one last time and drops them all; later Add() calls are ignored.
   void Close();
-  size_t size() const;
 
  private:
   mutable std::mutex mu_;

@@ -35,7 +35,6 @@ void LoopCommitter::CommitQueued() {
     batch.swap(queued_);
     scheduled_ = false;
   }
-  std::vector<kv::WriteOp> ops;
   if (batch.size() == 1) {
     // The common unpipelined case needs no copy.
     WriteResults results = store_->Apply(batch.front().ops);
@@ -44,6 +43,7 @@ void LoopCommitter::CommitQueued() {
   }
   size_t total = 0;
   for (const Submission& s : batch) total += s.ops.size();
+  std::vector<kv::WriteOp> ops;
   ops.reserve(total);
   for (const Submission& s : batch) ops.insert(ops.end(), s.ops.begin(), s.ops.end());
   WriteResults results = store_->Apply(ops);

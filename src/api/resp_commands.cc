@@ -36,6 +36,10 @@
 //     calling connection. HELLO supports protocol 2 only.
 #include "api/resp_commands.h"
 
+#include <boost/algorithm/string/case_conv.hpp>
+#include <boost/algorithm/string/predicate.hpp>
+#include <locale>
+
 #include <algorithm>
 #include <cctype>
 
@@ -227,6 +231,23 @@ void RespCommands::FlushGets(RespSession& s, RespWriter& out) {
   }
 }
 
+void RespCommands::ReplyFlag(RespWriter& out, const Result<kv::WriteResult>& result) {
+  if (result) {
+    out.Integer(1);
+  } else if (result.error().Is(ErrorCode::kNotFound) ||
+             result.error().Is(ErrorCode::kFailedPrecondition)) {
+    out.Integer(0);
+  } else {
+    ReplyStatus(out, result.error());
+  }
+}
+
+std::string AsciiLower(std::string_view text) {
+  std::string lower(text);
+  boost::algorithm::to_lower(lower, std::locale::classic());
+  return lower;
+}
+
 void RespCommands::ReplyValue(RespWriter& out, Result<kv::Item> item) {
   if (item) {
     out.Bulk(std::move(item->value));
@@ -239,6 +260,14 @@ void RespCommands::ReplyValue(RespWriter& out, Result<kv::Item> item) {
 
 void RespCommands::FlushWrites(RespSession& s, RespWriter& out) {
   ReplyToWrites(s, out, store_->Apply(s.pending.ops));
+}
+
+bool RespCommands::WouldFlushWrites(const RespSession& session, Args args) const {
+  if (session.pending.kind != RespPendingGroup::Kind::kWrites) return false;
+  const Spec* spec = Find(args[0]);
+  // Only another write that can join the group keeps it open (if its arguments are valid).
+  return spec == nullptr || spec->deferrer == nullptr ||
+         session.pending.ops.size() >= kMaxGroupedOps;
 }
 
 std::span<const kv::WriteOp> RespCommands::PendingWrites(const RespSession& session) const {
@@ -274,13 +303,7 @@ void RespCommands::ReplyToWrites(RespSession& s, RespWriter& out,
         }
         break;
       case RespPendingGroup::ReplyKind::kSetNx:
-        if (*begin) {
-          out.Integer(1);
-        } else if (begin->error().Is(ErrorCode::kFailedPrecondition)) {
-          out.Integer(0);
-        } else {
-          ReplyStatus(out, begin->error());
-        }
+        ReplyFlag(out, *begin);
         break;
       case RespPendingGroup::ReplyKind::kOk: {
         auto failed = std::find_if(begin, end, [](const auto& x) { return !x.has_value(); });
@@ -385,12 +408,8 @@ bool RespCommands::CheckValue(RespWriter& out, std::string_view value) {
 namespace {
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  return boost::algorithm::iequals(a, b);
 }
-
 }  // namespace
 
 std::string RespCommands::ParseSetOptions(Args args, size_t first, std::string_view command,

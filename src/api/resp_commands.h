@@ -33,6 +33,9 @@
 
 namespace edgeflow::api {
 
+// Command names and options are ASCII and case-insensitive.
+std::string AsciiLower(std::string_view text);
+
 class RespCommands {
  public:
   using Args = std::span<const std::string_view>;
@@ -48,12 +51,14 @@ class RespCommands {
   void Flush(RespSession* session, RespWriter* out);
 
   // The asynchronous alternative to Flush() for held-back writes: the caller commits
-  // PendingWrites() with kv::Store::ApplyAsync(), then hands the results to FinishWrites(), which
-  // appends the replies. PendingWrites() is empty if the session holds back no writes.
+  // PendingWrites() without blocking (see LoopCommitter), then hands the results to
+  // FinishWrites(), which appends the replies. PendingWrites() is empty if the session holds back
+  // no writes. WouldFlushWrites() tells whether Submit(args) would first commit the held-back
+  // writes itself (blocking), so that the caller can commit them asynchronously before.
   std::span<const kv::WriteOp> PendingWrites(const RespSession& session) const;
+  bool WouldFlushWrites(const RespSession& session, Args args) const;
   void FinishWrites(RespSession* session, RespWriter* out,
                     Result<std::vector<Result<kv::WriteResult>>> results);
-  kv::Store* store() const { return store_; }
   // Counts asynchronous commits in flight, so that the server can wait for them before its
   // executor goes away (their completions are posted to it).
   void AsyncCommitStarted() { async_commits_.fetch_add(1, std::memory_order_relaxed); }
@@ -106,6 +111,8 @@ class RespCommands {
   void FlushGets(RespSession& s, RespWriter& out);
   // A read value as a bulk string, nil if the key does not exist, else the error.
   void ReplyValue(RespWriter& out, Result<kv::Item> item);
+  // Redis' ":1" (done) / ":0" (the key is missing or the condition failed) / error reply.
+  void ReplyFlag(RespWriter& out, const Result<kv::WriteResult>& result);
 
   // Replies.
   void ReplyError(RespWriter& out, std::string_view message);  // message with its code: "ERR x"

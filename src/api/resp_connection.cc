@@ -1,7 +1,6 @@
 #include "api/resp_connection.h"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <exception>
 
+#include "common/host_port.h"
 #include "common/log.h"
 
 namespace edgeflow::api {
@@ -30,10 +30,7 @@ constexpr size_t kDrainBytes = 16 << 20;
 constexpr boost::asio::use_awaitable_t<RespConnection::Executor> kUseAwaitable;
 
 std::string EndpointText(const boost::asio::ip::tcp::endpoint& ep) {
-  const auto address = ep.address();
-  std::string host = address.to_string();
-  if (address.is_v6()) host = "[" + host + "]";
-  return host + ":" + std::to_string(ep.port());
+  return HostPort{ep.address().to_string(), ep.port()}.ToString();
 }
 
 }  // namespace
@@ -153,9 +150,9 @@ RespConnection::Awaitable<void> RespConnection::Drain() {
   timer.cancel();
 }
 
-RespConnection::Awaitable<RespConnection::WriteResults> RespConnection::CommitAsync(
-    std::span<const kv::WriteOp> ops) {
+RespConnection::Awaitable<void> RespConnection::CommitHeldWrites() {
   RespCommands* commands = commands_;
+  const std::span<const kv::WriteOp> ops = commands->PendingWrites(session_);
   commands->AsyncCommitStarted();
   WriteResults results = co_await boost::asio::async_initiate<decltype(kUseAwaitable),
                                                               void(WriteResults)>(
@@ -166,7 +163,7 @@ RespConnection::Awaitable<RespConnection::WriteResults> RespConnection::CommitAs
       },
       kUseAwaitable);
   commands->AsyncCommitFinished();
-  co_return results;
+  commands->FinishWrites(&session_, &writer_, std::move(results));
 }
 
 RespConnection::Awaitable<void> RespConnection::Run() {
@@ -200,12 +197,17 @@ RespConnection::Awaitable<void> RespConnection::Run() {
         break;
       }
       begin_ += parser_.consumed();
-      if (!parser_.args().empty()) commands_->Submit(&session_, parser_.args(), &writer_);
+      if (!parser_.args().empty()) {
+        // A command that ends the group of held-back writes: commit them without blocking first.
+        if (commands_->WouldFlushWrites(session_, parser_.args())) co_await CommitHeldWrites();
+        commands_->Submit(&session_, parser_.args(), &writer_);
+      }
       if (session_.quit) {
         open = false;
         break;
       }
       if (writer_.size() >= kWriteThresholdBytes) {
+        if (!commands_->PendingWrites(session_).empty()) co_await CommitHeldWrites();
         commands_->Flush(&session_, &writer_);
         parser_.ReleaseScratch();
         co_await boost::asio::async_write(socket_, ReplyBuffers(),
@@ -218,9 +220,7 @@ RespConnection::Awaitable<void> RespConnection::Run() {
     }
     // Held-back writes at the end of what the client sent commit asynchronously: this thread
     // serves other connections meanwhile, and their writes join the same commit.
-    if (std::span<const kv::WriteOp> ops = commands_->PendingWrites(session_); !ops.empty()) {
-      commands_->FinishWrites(&session_, &writer_, co_await CommitAsync(ops));
-    }
+    if (!commands_->PendingWrites(session_).empty()) co_await CommitHeldWrites();
     commands_->Flush(&session_, &writer_);
     parser_.ReleaseScratch();
     if (!writer_.empty()) {

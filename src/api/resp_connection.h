@@ -60,7 +60,9 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
 
   Awaitable<void> Run();
   using WriteResults = Result<std::vector<Result<kv::WriteResult>>>;
-  Awaitable<WriteResults> CommitAsync(std::span<const kv::WriteOp> ops);
+  // Commits the session's held-back writes through the LoopCommitter (never blocking the
+  // thread) and appends their replies.
+  Awaitable<void> CommitHeldWrites();
   // After a protocol error: reads and drops the rest of the client's input, for a bounded time,
   // so that the error reply is not lost to a connection reset.
   Awaitable<void> Drain();

@@ -17,11 +17,6 @@ constexpr size_t kListPage = 10000;  // the store's largest listing page
 constexpr size_t kDbSizeExactLimit = 100000;
 constexpr int64_t kDefaultScanCount = 10;
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 }  // namespace
 
@@ -79,7 +74,7 @@ void RespCommands::CmdType(RespSession& s, Args args, RespWriter& out) {
 // EXPIRE key seconds, PEXPIRE key ms, EXPIREAT key unix-seconds, PEXPIREAT key unix-ms; each
 // with an optional NX | XX | GT | LT.
 void RespCommands::CmdExpire(RespSession& s, Args args, RespWriter& out) {
-  const std::string name = Lower(args[0]);
+  const std::string name = AsciiLower(args[0]);
   const bool millis = name[0] == 'p';
   const bool absolute = name.ends_with("at");
   int64_t when = 0;
@@ -89,7 +84,7 @@ void RespCommands::CmdExpire(RespSession& s, Args args, RespWriter& out) {
   }
   bool nx = false, xx = false, gt = false, lt = false;
   for (size_t i = 3; i < args.size(); ++i) {
-    const std::string opt = Lower(args[i]);
+    const std::string opt = AsciiLower(args[i]);
     if (opt == "nx") {
       nx = true;
     } else if (opt == "xx") {
@@ -145,13 +140,7 @@ void RespCommands::CmdExpire(RespSession& s, Args args, RespWriter& out) {
   } else {
     r = store_->SetExpiry(s.ns, args[1], when);
   }
-  if (r) {
-    out.Integer(1);
-  } else if (r.error().Is(ErrorCode::kNotFound) || r.error().Is(ErrorCode::kFailedPrecondition)) {
-    out.Integer(0);
-  } else {
-    ReplyStatus(out, r.error());
-  }
+  ReplyFlag(out, r);
 }
 
 void RespCommands::CmdPersist(RespSession& s, Args args, RespWriter& out) {
@@ -161,14 +150,7 @@ void RespCommands::CmdPersist(RespSession& s, Args args, RespWriter& out) {
     out.Integer(0);
     return;
   }
-  auto r = store_->SetExpiry(s.ns, args[1], std::nullopt);
-  if (r) {
-    out.Integer(1);
-  } else if (r.error().Is(ErrorCode::kNotFound)) {
-    out.Integer(0);
-  } else {
-    ReplyStatus(out, r.error());
-  }
+  ReplyFlag(out, store_->SetExpiry(s.ns, args[1], std::nullopt));
 }
 
 // The metadata of a live key; otherwise replies `missing` (the key cannot exist or does not) or
@@ -236,7 +218,7 @@ void RespCommands::CmdScan(RespSession& s, Args args, RespWriter& out) {
   int64_t count = kDefaultScanCount;
   std::optional<std::string> type;
   for (size_t i = 2; i < args.size(); i += 2) {
-    const std::string opt = Lower(args[i]);
+    const std::string opt = AsciiLower(args[i]);
     if (i + 1 >= args.size()) {
       ReplyError(out, "ERR syntax error");
       return;
@@ -253,7 +235,7 @@ void RespCommands::CmdScan(RespSession& s, Args args, RespWriter& out) {
         return;
       }
     } else if (opt == "type") {
-      type = Lower(args[i + 1]);
+      type = AsciiLower(args[i + 1]);
     } else {
       ReplyError(out, "ERR syntax error");
       return;

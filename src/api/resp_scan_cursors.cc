@@ -44,9 +44,4 @@ std::optional<ScanPosition> RespScanCursors::Take(uint64_t cursor) {
   return position;
 }
 
-size_t RespScanCursors::size() const {
-  std::lock_guard lock(mu_);
-  return lru_.size();
-}
-
 }  // namespace edgeflow::api

@@ -35,7 +35,6 @@ class RespScanCursors {
   uint64_t Add(ScanPosition position);
   // Removes and returns the position of `cursor`, if it is still known.
   std::optional<ScanPosition> Take(uint64_t cursor);
-  size_t size() const;
 
  private:
   struct Entry {

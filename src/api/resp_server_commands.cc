@@ -17,11 +17,6 @@ namespace {
 
 constexpr std::string_view kRedisVersion = "7.0.0";
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string UnknownSubcommand(std::string_view sub, std::string_view command) {
   return "ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try " +
@@ -74,7 +69,7 @@ void RespCommands::CmdAuth(RespSession&, Args args, RespWriter& out) {
     ReplyError(out,
                "ERR AUTH <password> called without any password configured for the default "
                "user. Are you sure your configuration is correct?");
-  } else if (args.size() == 3 && Lower(args[1]) == "default") {
+  } else if (args.size() == 3 && AsciiLower(args[1]) == "default") {
     out.Ok();
   } else if (args.size() == 3) {
     ReplyError(out, "WRONGPASS invalid username-password pair or user is disabled.");
@@ -97,7 +92,7 @@ void RespCommands::CmdHello(RespSession& s, Args args, RespWriter& out) {
   }
   std::string name = s.name;
   for (size_t i = 2; i < args.size(); ++i) {
-    const std::string opt = Lower(args[i]);
+    const std::string opt = AsciiLower(args[i]);
     if (opt == "auth" && i + 2 < args.size()) {
       i += 2;  // no passwords here; see AUTH
     } else if (opt == "setname" && i + 1 < args.size()) {
@@ -127,7 +122,7 @@ void RespCommands::CmdHello(RespSession& s, Args args, RespWriter& out) {
 }
 
 void RespCommands::CmdClient(RespSession& s, Args args, RespWriter& out) {
-  const std::string sub = Lower(args[1]);
+  const std::string sub = AsciiLower(args[1]);
   auto arity = [&](size_t n) {
     if (args.size() == n) return true;
     ReplyArity(out, "client|" + sub);
@@ -193,7 +188,7 @@ void RespCommands::CmdCommand(RespSession&, Args args, RespWriter& out) {
     for (const auto& [name, spec] : commands_) WriteCommandInfo(spec, out);
     return;
   }
-  const std::string sub = Lower(args[1]);
+  const std::string sub = AsciiLower(args[1]);
   if (sub == "count") {
     out.Integer(static_cast<int64_t>(commands_.size()));
   } else if (sub == "docs") {
@@ -218,7 +213,7 @@ void RespCommands::CmdCommand(RespSession&, Args args, RespWriter& out) {
 }
 
 void RespCommands::CmdConfig(RespSession&, Args args, RespWriter& out) {
-  const std::string sub = Lower(args[1]);
+  const std::string sub = AsciiLower(args[1]);
   if (sub == "get") {
     if (args.size() < 3) {
       ReplyArity(out, "config|get");
@@ -238,10 +233,12 @@ void RespCommands::CmdConfig(RespSession&, Args args, RespWriter& out) {
         {"save", ""},
         {"timeout", "0"},
     };
+    std::vector<std::string> patterns;
+    for (size_t i = 2; i < args.size(); ++i) patterns.push_back(AsciiLower(args[i]));
     std::vector<const std::pair<const std::string, std::string>*> found;
     for (const auto& setting : settings) {
-      for (size_t i = 2; i < args.size(); ++i) {
-        if (GlobMatch(Lower(args[i]), setting.first)) {
+      for (const std::string& pattern : patterns) {
+        if (GlobMatch(pattern, setting.first)) {
           found.push_back(&setting);
           break;
         }
@@ -253,7 +250,7 @@ void RespCommands::CmdConfig(RespSession&, Args args, RespWriter& out) {
       out.Bulk(std::string_view(setting->second));
     }
   } else if (sub == "set" || sub == "resetstat" || sub == "rewrite") {
-    ReplyError(out, "ERR CONFIG " + Lower(args[1]) + " is not supported by this server");
+    ReplyError(out, "ERR CONFIG " + AsciiLower(args[1]) + " is not supported by this server");
   } else {
     ReplyError(out, UnknownSubcommand(args[1], "CONFIG"));
   }
@@ -263,7 +260,7 @@ void RespCommands::CmdInfo(RespSession&, Args args, RespWriter& out) {
   bool all = args.size() == 1;
   std::vector<std::string> wanted;
   for (size_t i = 1; i < args.size(); ++i) {
-    std::string section = Lower(args[i]);
+    std::string section = AsciiLower(args[i]);
     if (section == "all" || section == "everything" || section == "default") all = true;
     wanted.push_back(std::move(section));
   }
@@ -336,7 +333,7 @@ void RespCommands::CmdTime(RespSession&, Args, RespWriter& out) {
 }
 
 void RespCommands::CmdFlush(RespSession&, Args args, RespWriter& out) {
-  ReplyError(out, "ERR " + Lower(args[0]) +
+  ReplyError(out, "ERR " + AsciiLower(args[0]) +
                       " is not supported by this server: delete keys with DEL, or let them "
                       "expire");
 }

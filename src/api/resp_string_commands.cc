@@ -195,14 +195,7 @@ void RespCommands::CmdSetNx(RespSession& s, Args args, RespWriter& out) {
   if (!CheckKey(out, args[1]) || !CheckValue(out, args[2])) return;
   kv::PutOptions put;
   put.condition = kv::PutCondition::kIfAbsent;
-  auto r = store_->Put(s.ns, args[1], args[2], put);
-  if (r) {
-    out.Integer(1);
-  } else if (r.error().Is(ErrorCode::kFailedPrecondition)) {
-    out.Integer(0);
-  } else {
-    ReplyStatus(out, r.error());
-  }
+  ReplyFlag(out, store_->Put(s.ns, args[1], args[2], put));
 }
 
 void RespCommands::CmdGetSet(RespSession& s, Args args, RespWriter& out) {

@@ -22,6 +22,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/atomic_file.h"
 #include "common/log.h"
 
 namespace edgeflow::channels {
@@ -341,21 +342,17 @@ Status BrokerSupervisor::Start() {
 
   // Port 0 is resolved once, so that a restarted broker comes back on the same ports.
   BrokerConfig resolved = config_;
-  if (resolved.listen.port == 0) {
-    Result<uint16_t> port = PickFreePort(resolved.listen.host);
-    if (!port) return port.error();
-    resolved.listen.port = *port;
-  }
+  std::vector<HostPort*> unresolved;
+  if (resolved.listen.port == 0) unresolved.push_back(&resolved.listen);
   if (resolved.ws_listen.has_value() && resolved.ws_listen->port == 0) {
-    // The kernel may hand out the port just released for the MQTT listener again.
-    for (int attempt = 0; attempt < 10 && resolved.ws_listen->port == 0; ++attempt) {
-      Result<uint16_t> port = PickFreePort(resolved.ws_listen->host);
-      if (!port) return port.error();
-      if (*port != resolved.listen.port) resolved.ws_listen->port = *port;
-    }
-    if (resolved.ws_listen->port == 0) {
-      return Status::Unavailable("cannot find a free port for the broker's websockets listener");
-    }
+    unresolved.push_back(&*resolved.ws_listen);
+  }
+  if (!unresolved.empty()) {
+    std::vector<std::string> hosts;
+    for (const HostPort* address : unresolved) hosts.push_back(address->host);
+    Result<std::vector<uint16_t>> ports = PickFreePorts(hosts);
+    if (!ports) return ports.error();
+    for (size_t i = 0; i < unresolved.size(); ++i) unresolved[i]->port = (*ports)[i];
   }
   Result<std::string> conf = RenderMosquittoConf(resolved);
   if (!conf) return conf.error();
@@ -364,21 +361,8 @@ Status BrokerSupervisor::Start() {
     config_ = resolved;
   }
 
-  // Written aside and renamed, so that a crash never leaves the broker a truncated config.
-  const std::filesystem::path temporary = conf_path_.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << *conf;
-    out.close();
-    if (!out) {
-      return Status::IoError("cannot write '" + temporary.string() + "': " + Errno(errno));
-    }
-  }
-  std::filesystem::rename(temporary, conf_path_, ec);
-  if (ec) {
-    return Status::IoError("cannot rename '" + temporary.string() + "' to '" + conf_path_.string() +
-                           "': " + ec.message());
-  }
+  // A crash never leaves the broker a truncated config.
+  if (Status s = WriteFileAtomically(conf_path_, *conf); !s.ok()) return s;
 
   argv_ = {binary, "-c", conf_path_.string()};
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -413,14 +397,12 @@ Status BrokerSupervisor::Start() {
                {"dir", resolved.dir.string()}});
     return Status::Ok();
   }
-  StopAndJoin();
+  Stop();
   return Status::Unavailable("the MQTT broker did not start: " + failure + "; " +
                              RecentBrokerOutput(kQuotedOutputLines));
 }
 
-void BrokerSupervisor::Stop() noexcept { StopAndJoin(); }
-
-void BrokerSupervisor::StopAndJoin() {
+void BrokerSupervisor::Stop() noexcept {
   {
     std::lock_guard lock(mu_);
     stop_requested_ = true;

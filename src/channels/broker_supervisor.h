@@ -84,7 +84,6 @@ class BrokerSupervisor {
   bool ProbeHealth(pid_t pid) const;
   bool WaitForBackoff(std::chrono::milliseconds delay);  // false if Stop() was asked
   bool StopRequested() const;
-  void StopAndJoin();
   // "<log path>: line | line; <stdout path>: line": the last lines the current (or last) broker
   // wrote, for error messages.
   std::string RecentBrokerOutput(size_t max_lines) const;

@@ -1,7 +1,6 @@
 #include "channels/mosquitto_config.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -257,42 +256,6 @@ Result<std::string> RenderMosquittoConf(const BrokerConfig& config) {
     line("protocol websockets");
   }
   return out;
-}
-
-Result<uint16_t> PickFreePort(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* addresses = nullptr;
-  if (int rc = getaddrinfo(host.c_str(), "0", &hints, &addresses); rc != 0) {
-    return Error(Status::InvalidArgument("cannot resolve broker listen host '" + host +
-                                         "': " + gai_strerror(rc)));
-  }
-  std::string last_error = "no address";
-  for (addrinfo* a = addresses; a != nullptr; a = a->ai_next) {
-    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      last_error = std::string("socket: ") + std::strerror(errno);
-      continue;
-    }
-    sockaddr_storage bound{};
-    socklen_t bound_length = sizeof bound;
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
-      last_error = std::strerror(errno);
-      close(fd);
-      continue;
-    }
-    close(fd);
-    freeaddrinfo(addresses);
-    const uint16_t port = bound.ss_family == AF_INET6
-                              ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                              : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    return port;
-  }
-  freeaddrinfo(addresses);
-  return Error(Status::Unavailable("cannot find a free TCP port on '" + host + "': " + last_error));
 }
 
 }  // namespace edgeflow::channels

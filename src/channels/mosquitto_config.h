@@ -7,7 +7,7 @@
 //
 // Rules of Mosquitto 2.0.11 that shape the rendered file (checked against the installed broker):
 //  - `listener 0 HOST` makes a unix socket named HOST, not a TCP listener on a free port, so the
-//    renderer requires real ports; BrokerSupervisor turns port 0 into one with PickFreePort().
+//    renderer requires real ports; BrokerSupervisor turns port 0 into one with PickFreePorts().
 //  - Every listener refuses anonymous clients unless `allow_anonymous true` is given; the file uses
 //    `per_listener_settings false` and one global allow_anonymous (false when auth is configured).
 //  - Run as root, Mosquitto switches to user "mosquitto" unless told otherwise, and then cannot
@@ -71,10 +71,5 @@ Status ValidateBrokerConfig(const BrokerConfig& config);
 
 // The text of mosquitto.conf for `config`. Requires absolute paths and real (non-zero) ports.
 Result<std::string> RenderMosquittoConf(const BrokerConfig& config);
-
-// A TCP port on `host` that was free a moment ago: binds HOST:0, reads the port, closes the
-// socket. Another process may take the port before the broker binds it; the broker then fails to
-// start with "Address already in use" in its log, which Start() reports.
-Result<uint16_t> PickFreePort(const std::string& host);
 
 }  // namespace edgeflow::channels

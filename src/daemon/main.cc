@@ -64,7 +64,7 @@ Status ApplyFlags(const Flags& flags, NodeConfig* config) {
   }
   if (flags.max_key_bytes) config->kv.max_key_bytes = flags.max_key_bytes;
   if (flags.max_value_bytes) config->kv.max_value_bytes = flags.max_value_bytes;
-  return Status::Ok();
+  return edgeflow::node::ValidateKvLimits(config->kv);
 }
 
 }  // namespace

@@ -21,7 +21,6 @@ class HybridClock {
   // Merges a timestamp seen from elsewhere (a restart's last write, a remote node's write) so that
   // later Now() values order after it.
   void Observe(uint64_t remote);
-  uint64_t Last() const { return last_.load(std::memory_order_acquire); }
 
   static constexpr uint64_t Pack(int64_t physical_ms, uint16_t logical) {
     return (static_cast<uint64_t>(physical_ms) << 16) | logical;

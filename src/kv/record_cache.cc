@@ -71,28 +71,20 @@ void RecordCache::Update(std::string_view storage_key, RecordPtr record) {
   std::lock_guard lock(shard.mu);
   ++shard.epoch;
   const size_t index = FindLocked(shard, hash, storage_key);
-  if (index == kNotFound) {
-    InsertLocked(shard, hash, storage_key, std::move(record));
-    return;
-  }
-  // Replace in place: one probe instead of an erase and an insert.
-  Entry& entry = *shard.slots[index].entry;
-  if (Charge(storage_key, record) > capacity_per_shard_) {
-    shard.bytes -= Charge(entry.key, entry.record);
+  if (index != kNotFound) {
+    Entry& entry = *shard.slots[index].entry;
+    const size_t bytes = shard.bytes - entry.record->size() + record->size();
+    if (bytes <= capacity_per_shard_) {
+      // Replace in place: one probe instead of an erase and an insert.
+      shard.bytes = bytes;
+      entry.record = std::move(record);
+      entry.referenced = true;
+      return;
+    }
+    // Over capacity: insert anew below, after making room, so the sweep cannot evict it.
     RemoveLocked(shard, index);
-    return;
   }
-  shard.bytes = shard.bytes - entry.record->size() + record->size();
-  entry.record = std::move(record);
-  entry.referenced = true;
-  if (shard.bytes > capacity_per_shard_) {
-    // Make room without evicting the entry just written: take it out of the sweep's reach by
-    // re-inserting it after the eviction.
-    RecordPtr kept = std::move(entry.record);
-    shard.bytes -= Charge(storage_key, kept);
-    RemoveLocked(shard, index);
-    InsertLocked(shard, hash, storage_key, std::move(kept));
-  }
+  InsertLocked(shard, hash, storage_key, std::move(record));
 }
 
 void RecordCache::Erase(std::string_view storage_key) {
@@ -102,10 +94,7 @@ void RecordCache::Erase(std::string_view storage_key) {
   std::lock_guard lock(shard.mu);
   ++shard.epoch;
   const size_t index = FindLocked(shard, hash, storage_key);
-  if (index == kNotFound) return;
-  const Entry& entry = *shard.slots[index].entry;
-  shard.bytes -= Charge(entry.key, entry.record);
-  RemoveLocked(shard, index);
+  if (index != kNotFound) RemoveLocked(shard, index);
 }
 
 size_t RecordCache::size_bytes() {
@@ -146,6 +135,7 @@ void RecordCache::RemoveLocked(Shard& shard, size_t index) {
   // Backward-shift deletion: pull later members of the probe run into the hole, so that lookups
   // never need tombstones.
   const size_t mask = shard.slots.size() - 1;
+  shard.bytes -= Charge(shard.slots[index].entry->key, shard.slots[index].entry->record);
   shard.slots[index].entry.reset();
   --shard.count;
   size_t hole = index;
@@ -169,7 +159,6 @@ void RecordCache::MakeRoomLocked(Shard& shard, size_t incoming, size_t capacity)
       slot.entry->referenced = false;
       ++shard.hand;
     } else {
-      shard.bytes -= Charge(slot.entry->key, slot.entry->record);
       RemoveLocked(shard, shard.hand);  // the hand stays: a shifted entry may now be here
     }
   }

@@ -92,7 +92,7 @@ class RecordCache {
   // REQUIRES: shard.mu held (all below).
   static size_t FindLocked(const Shard& shard, uint64_t hash, std::string_view storage_key);
   void InsertLocked(Shard& shard, uint64_t hash, std::string_view storage_key, RecordPtr record);
-  static void RemoveLocked(Shard& shard, size_t index);
+  static void RemoveLocked(Shard& shard, size_t index);  // also takes its bytes off
   // Evicts until `incoming` more bytes fit in the shard.
   static void MakeRoomLocked(Shard& shard, size_t incoming, size_t capacity);
   static void GrowLocked(Shard& shard);

@@ -30,6 +30,8 @@ struct Record {
   bool ExpiredAt(int64_t now_ms) const {
     return meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms;
   }
+  // Readers see the item: neither deleted nor expired.
+  bool LiveAt(int64_t now_ms) const { return !tombstone() && !ExpiredAt(now_ms); }
 };
 
 // Appends the encoding to *out. `inline_value` is ignored for tombstones and external values.

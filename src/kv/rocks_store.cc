@@ -1,13 +1,13 @@
 #include "kv/rocks_store.h"
 
-#include <algorithm>
-#include <filesystem>
-#include <random>
-
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
 
 #include "common/log.h"
 #include "kv/change_codec.h"
@@ -23,6 +23,10 @@ constexpr char kTrimmedBelowKey[] = "changelog_trimmed_below";
 constexpr size_t kMaxListLimit = 10000;
 constexpr auto kMaintenanceInterval = std::chrono::seconds(1);
 constexpr int kTrimEveryTicks = 60;
+
+Status KeyNotFound(std::string_view key) {
+  return Status::NotFound("key '" + std::string(key) + "' does not exist");
+}
 
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::Ok();
@@ -43,8 +47,8 @@ Status ValidateWrite(const WriteOp& op, const StoreOptions& options) {
                                        " bytes > max " + std::to_string(options.max_value_bytes) +
                                        ")");
     }
-    int expiry_options = (op.put.ttl_ms ? 1 : 0) + (op.put.expires_at_ms ? 1 : 0) +
-                         (op.put.keep_ttl ? 1 : 0);
+    int expiry_options =
+        (op.put.ttl_ms ? 1 : 0) + (op.put.expires_at_ms ? 1 : 0) + (op.put.keep_ttl ? 1 : 0);
     if (expiry_options > 1) {
       return Status::InvalidArgument("at most one of ttl, expires_at and keep_ttl may be given");
     }
@@ -132,8 +136,7 @@ Status RocksStore::OpenDb() {
   db_options.avoid_unnecessary_blocking_io = true;
   // Flushes and compactions yield the CPU to request handling: on a small edge box they share the
   // cores with the front-ends, and a request waiting behind a compaction is what users notice.
-  db_options.env = rocksdb::Env::Default();
-  db_options.env
+  rocksdb::Env::Default()
       ->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow)
       .PermitUncheckedError();  // not supported on some platforms; only a scheduling hint
 
@@ -198,7 +201,16 @@ Status RocksStore::OpenDb() {
   rocksdb::DBOptions options_for_db(db_options);
   rocksdb::Status s =
       rocksdb::DB::Open(options_for_db, options_.dir.string(), families, &handles_, &raw);
-  if (!s.ok()) return FromRocks(s, "cannot open the store in " + options_.dir.string());
+  if (!s.ok()) {
+    Status status = FromRocks(s, "cannot open the store in " + options_.dir.string());
+    // RocksDB reports a directory that another process (or this one) holds as an I/O error on its
+    // LOCK file: "While lock file: <dir>/LOCK: ..." or "lock hold by ...: <dir>/LOCK: ...".
+    if (s.IsIOError() && s.ToString().find("/LOCK: ") != std::string::npos) {
+      return Status::Unavailable(status.message() +
+                                 " (is another edgeflowd using this data directory?)");
+    }
+    return status;
+  }
   db_.reset(raw);
   meta_cf_ = handles_[0];
   kv_cf_ = handles_[1];
@@ -335,8 +347,8 @@ bool RocksStore::BlobMayExist(const std::string& skey) {
   return db_->KeyMayExist(rocksdb::ReadOptions(), blobs_cf_, skey, &ignored);
 }
 
-Result<const RocksStore::KeyState*> RocksStore::LoadState(const std::string& skey,
-                                                          Overlay* overlay, bool need_record) {
+Result<const RocksStore::KeyState*> RocksStore::LoadState(const std::string& skey, Overlay* overlay,
+                                                          bool need_record) {
   if (auto it = overlay->find(skey); it != overlay->end()) return &it->second;
   // The cache is exact for the committing thread: every commit updates it before the next group
   // starts, and readers' fills are refused once a write touched the shard.
@@ -354,7 +366,6 @@ Result<const RocksStore::KeyState*> RocksStore::LoadState(const std::string& ske
     if (s.ok()) cached = std::move(read);
   }
   if (cached) {
-    state.exists = true;
     state.encoded = std::move(cached);
     if (Status d = DecodeRecord(*state.encoded, &state.record); !d.ok()) return Error(std::move(d));
   }
@@ -364,7 +375,6 @@ Result<const RocksStore::KeyState*> RocksStore::LoadState(const std::string& ske
 
 void RocksStore::StoreState(const std::string& skey, std::string encoded, Overlay* overlay) {
   KeyState& state = (*overlay)[skey];
-  state.exists = true;
   state.written = true;
   state.encoded = std::make_shared<const std::string>(std::move(encoded));
   // Cannot fail: we just encoded it.
@@ -374,7 +384,7 @@ void RocksStore::StoreState(const std::string& skey, std::string encoded, Overla
 void RocksStore::PublishToCache(Overlay* overlay, bool committed) {
   for (auto& [skey, state] : *overlay) {
     if (!state.written) continue;
-    if (committed && state.exists) {
+    if (committed && state.encoded) {
       cache_.Update(skey, std::move(state.encoded));
     } else {
       cache_.Erase(skey);
@@ -397,8 +407,8 @@ Result<WriteResult> RocksStore::PrepareOp(const WriteOp& op, rocksdb::WriteBatch
   const KeyState* state = *loaded;
   const KeyState& current = *state;
   const int64_t now = clock_->NowMillis();
-  const bool live = current.exists && !current.record.tombstone() && !current.record.ExpiredAt(now);
-  const bool had_blob = current.exists && current.record.external();
+  const bool live = current.encoded && current.record.LiveAt(now);
+  const bool had_blob = current.encoded && current.record.external();
 
   auto key_desc = [&] { return "key '" + std::string(op.key) + "'"; };
   auto check_version = [&](const std::optional<Version>& want) -> Status {
@@ -416,7 +426,6 @@ Result<WriteResult> RocksStore::PrepareOp(const WriteOp& op, rocksdb::WriteBatch
   Record record;
   Change change;
   std::string_view inline_value;
-  std::string kept_value;  // kSetExpiry of an inline value: the bytes to rewrite
 
   switch (op.kind) {
     case WriteOp::Kind::kPut: {
@@ -460,10 +469,8 @@ Result<WriteResult> RocksStore::PrepareOp(const WriteOp& op, rocksdb::WriteBatch
       record.meta.content_type = current.record.meta.content_type;
       record.meta.size = current.record.meta.size;
       record.meta.expires_at_ms = op.expires_at_ms.value_or(0);
-      if (!record.external()) {
-        kept_value.assign(current.record.inline_value);
-        inline_value = kept_value;
-      }
+      // Rewritten as it is; current's bytes stay alive until the overlay takes the new record.
+      if (!record.external()) inline_value = current.record.inline_value;
       change.op = ChangeOp::kPut;
       break;
     }
@@ -491,18 +498,19 @@ Result<WriteResult> RocksStore::PrepareOp(const WriteOp& op, rocksdb::WriteBatch
   return WriteResult{record.meta.version, record.meta.seq, true};
 }
 
-void RocksStore::PrepareReap(WriteRequest* request, rocksdb::WriteBatch* batch, Overlay* overlay) {
-  auto loaded = LoadState(request->reap_storage_key, overlay, /*need_record=*/true);
+void RocksStore::PrepareReap(const std::string& skey, const Version& version,
+                             rocksdb::WriteBatch* batch, Overlay* overlay) {
+  auto loaded = LoadState(skey, overlay, /*need_record=*/true);
   if (!loaded) return;
   const KeyState& state = **loaded;
   // Only if nothing rewrote the item since the compaction saw it expire.
-  if (!state.exists || state.record.meta.version != request->reap_version ||
+  if (!state.encoded || state.record.meta.version != version ||
       !state.record.ExpiredAt(clock_->NowMillis())) {
     return;
   }
-  batch->Delete(kv_cf_, request->reap_storage_key);
-  if (state.record.external()) batch->Delete(blobs_cf_, request->reap_storage_key);
-  KeyState& gone = (*overlay)[request->reap_storage_key];
+  batch->Delete(kv_cf_, skey);
+  if (state.record.external()) batch->Delete(blobs_cf_, skey);
+  KeyState& gone = (*overlay)[skey];
   gone = KeyState{};
   gone.written = true;
 }
@@ -513,8 +521,9 @@ void RocksStore::CommitGroup(const std::vector<WriteRequest*>& group) {
   const uint64_t first_seq = last_seq_.load(std::memory_order_relaxed) + 1;
   uint64_t next_seq = first_seq;
   for (WriteRequest* request : group) {
-    if (request->reap_expired) {
-      PrepareReap(request, &batch, &overlay);
+    if (!request->reaps.empty()) {
+      for (const auto& [skey, version] : request->reaps)
+        PrepareReap(skey, version, &batch, &overlay);
       continue;
     }
     request->results.reserve(request->ops.size());
@@ -565,16 +574,14 @@ Result<Item> RocksStore::ReadItem(std::string_view ns, std::string_view key, boo
   if (Status s = ValidateNamespace(ns); !s.ok()) return Error(std::move(s));
   if (Status s = ValidateKey(key, options_.max_key_bytes); !s.ok()) return Error(std::move(s));
   const std::string skey = StorageKey(ns, key);
-  auto not_found = [&] {
-    return Error(Status::NotFound("key '" + std::string(key) + "' does not exist"));
-  };
+  auto not_found = [&] { return Error(KeyNotFound(key)); };
 
   auto encoded = ReadRecord(skey);
   if (!encoded) return Error(std::move(encoded.error()));
   if (!*encoded) return not_found();
   Record record;
   if (Status d = DecodeRecord(**encoded, &record); !d.ok()) return Error(std::move(d));
-  if (record.tombstone() || record.ExpiredAt(clock_->NowMillis())) return not_found();
+  if (!record.LiveAt(clock_->NowMillis())) return not_found();
 
   Item item;
   if (!with_value || !record.external()) {
@@ -642,8 +649,8 @@ std::vector<Result<SharedItem>> RocksStore::MultiGet(std::string_view ns,
   auto resolve = [&](size_t i, const RecordCache::RecordPtr& encoded) {
     Record record;
     if (!DecodeRecord(*encoded, &record).ok() || record.external()) return;
-    if (record.tombstone() || record.ExpiredAt(now)) {
-      found[i] = Error(Status::NotFound("key '" + std::string(keys[i]) + "' does not exist"));
+    if (!record.LiveAt(now)) {
+      found[i] = Error(KeyNotFound(keys[i]));
       return;
     }
     found[i] = SharedItem{std::move(record.meta), encoded, record.inline_value};
@@ -672,8 +679,7 @@ std::vector<Result<SharedItem>> RocksStore::MultiGet(std::string_view ns,
                   statuses.data());
     for (size_t j = 0; j < skeys.size(); ++j) {
       if (statuses[j].IsNotFound()) {
-        found[slot[j]] =
-            Error(Status::NotFound("key '" + std::string(keys[slot[j]]) + "' does not exist"));
+        found[slot[j]] = Error(KeyNotFound(keys[slot[j]]));
       } else if (statuses[j].ok()) {
         auto record = std::make_shared<const std::string>(values[j].data(), values[j].size());
         cache_.Fill(skeys[j], record, epochs[j]);
@@ -705,8 +711,8 @@ Result<ListPage> RocksStore::List(std::string_view ns, std::string_view prefix,
     return Error(Status::ResourceExhausted("prefix or start key longer than the maximum key size"));
   }
   if (limit == 0 || limit > kMaxListLimit) {
-    return Error(Status::InvalidArgument("limit must be between 1 and " +
-                                         std::to_string(kMaxListLimit)));
+    return Error(
+        Status::InvalidArgument("limit must be between 1 and " + std::to_string(kMaxListLimit)));
   }
   const std::string lower = StorageKey(ns, prefix);
   const std::string upper = PrefixSuccessor(lower);
@@ -727,7 +733,7 @@ Result<ListPage> RocksStore::List(std::string_view ns, std::string_view prefix,
     if (Status d = DecodeRecord({it->value().data(), it->value().size()}, &record); !d.ok()) {
       return Error(std::move(d));
     }
-    if (record.tombstone() || record.ExpiredAt(now)) continue;
+    if (!record.LiveAt(now)) continue;
     std::string_view key_ns, key;
     SplitStorageKey({it->key().data(), it->key().size()}, &key_ns, &key);
     if (page.entries.size() == limit) {
@@ -840,13 +846,17 @@ void RocksStore::ReapExpiredBlobs() {
     std::lock_guard lock(maintenance_mu_);
     expired.swap(expired_blobs_);
   }
+  // Commits of a bounded size: each holds the committer while it reads the records it checks.
+  constexpr size_t kReapsPerCommit = 1000;
+  WriteRequest request;
   for (auto& [skey, version] : expired) {
-    WriteRequest request;
-    request.reap_expired = true;
-    request.reap_storage_key = skey;
-    request.reap_version = version;
-    commit_queue_.Submit(&request);
+    request.reaps.emplace_back(skey, version);
+    if (request.reaps.size() == kReapsPerCommit) {
+      commit_queue_.Submit(&request);
+      request.reaps.clear();
+    }
   }
+  if (!request.reaps.empty()) commit_queue_.Submit(&request);
 }
 
 void RocksStore::OnExpiredBlob(const rocksdb::Slice& storage_key, const Version& version) {
@@ -896,9 +906,9 @@ Status RocksStore::TrimChangeLog() {
   // Publish the new first seq before deleting so readers fail cleanly instead of seeing a gap.
   first_seq_.store(*cutoff, std::memory_order_release);
   EF_RETURN_IF_ERROR(FromRocks(batch.Put(meta_cf_, kTrimmedBelowKey, trimmed_below), "trim"));
-  EF_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(changelog_cf_, coding::BigEndian64(first),
-                                                 coding::BigEndian64(*cutoff)),
-                               "trim"));
+  EF_RETURN_IF_ERROR(FromRocks(
+      batch.DeleteRange(changelog_cf_, coding::BigEndian64(first), coding::BigEndian64(*cutoff)),
+      "trim"));
   EF_RETURN_IF_ERROR(FromRocks(db_->Write(write_options_, &batch), "change-log trim"));
   log::Debug("change log trimmed", {{"first_seq", *cutoff}});
   return Status::Ok();

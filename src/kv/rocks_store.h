@@ -12,6 +12,8 @@
 // same group), assigns versions and sequence numbers, and writes it once.
 #pragma once
 
+#include <rocksdb/db.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -19,8 +21,6 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
-
-#include <rocksdb/db.h>
 
 #include "kv/commit_queue.h"
 #include "kv/hybrid_clock.h"
@@ -50,8 +50,8 @@ class RocksStore final : public Store {
   void ApplyAsync(std::span<const WriteOp> ops, ApplyCallback done) override;
   std::vector<Result<SharedItem>> MultiGet(std::string_view ns,
                                            std::span<const std::string_view> keys) override;
-  Result<ListPage> List(std::string_view ns, std::string_view prefix,
-                        std::string_view start_after, size_t limit) override;
+  Result<ListPage> List(std::string_view ns, std::string_view prefix, std::string_view start_after,
+                        size_t limit) override;
   Result<ChangePage> ReadChanges(uint64_t from_seq, std::string_view ns, std::string_view prefix,
                                  size_t max_scan) override;
   uint64_t LastSeq() const override { return last_seq_.load(std::memory_order_acquire); }
@@ -66,17 +66,17 @@ class RocksStore final : public Store {
   struct WriteRequest {
     std::span<const WriteOp> ops;
     std::vector<Result<WriteResult>> results;
-    // Internal: delete an expired record + blob if it still has this version (no change record).
-    bool reap_expired = false;
-    std::string reap_storage_key;
-    Version reap_version;
+    // Internal, instead of ops: delete these expired records and their blobs, each only if it
+    // still has the version the compaction saw (no change record).
+    std::vector<std::pair<std::string, Version>> reaps;
   };
   // The current state of a key as the committing group sees it.
   struct KeyState {
-    bool exists = false;  // a record (live, expired or tombstone) is stored
     bool written = false;  // this group wrote the key: the cache gets the new state after commit
-    RecordCache::RecordPtr encoded;  // the record bytes (shared with the cache)
-    Record record;                   // decoded; views into *encoded
+    // The record bytes (shared with the cache); null when no record (live, expired or tombstone)
+    // is stored.
+    RecordCache::RecordPtr encoded;
+    Record record;  // decoded; views into *encoded
   };
   using Overlay = std::unordered_map<std::string, KeyState>;
 
@@ -86,9 +86,10 @@ class RocksStore final : public Store {
   Status RecoverSequence();
 
   void CommitGroup(const std::vector<WriteRequest*>& group);
-  Result<WriteResult> PrepareOp(const WriteOp& op, rocksdb::WriteBatch* batch,
-                                Overlay* overlay, uint64_t* next_seq);
-  void PrepareReap(WriteRequest* request, rocksdb::WriteBatch* batch, Overlay* overlay);
+  Result<WriteResult> PrepareOp(const WriteOp& op, rocksdb::WriteBatch* batch, Overlay* overlay,
+                                uint64_t* next_seq);
+  void PrepareReap(const std::string& skey, const Version& version, rocksdb::WriteBatch* batch,
+                   Overlay* overlay);
   // The current state of `skey` for the committing group: from the overlay, else the cache, else
   // RocksDB (then kept in the overlay). With `need_record` false the caller only needs to know
   // whether a large value must be deleted; if there is none, an unknown state is returned without
@@ -134,7 +135,7 @@ class RocksStore final : public Store {
 
   std::mutex listeners_mu_;
   std::map<uint64_t, std::function<void(uint64_t)>> listeners_;  // GUARDED_BY(listeners_mu_)
-  uint64_t next_listener_id_ = 1;                                 // GUARDED_BY(listeners_mu_)
+  uint64_t next_listener_id_ = 1;                                // GUARDED_BY(listeners_mu_)
 
   // Expired items with blob values, reported by compactions, to be deleted by the maintenance
   // thread.

@@ -19,7 +19,6 @@ struct Version {
   uint64_t hlc = 0;   // (physical milliseconds << 16) | logical counter; see HybridClock
   NodeId origin = 0;  // the node that made the write
 
-  bool IsZero() const { return hlc == 0 && origin == 0; }
   int64_t PhysicalMillis() const { return static_cast<int64_t>(hlc >> 16); }
 
   // 33 characters: 16 hex digits of hlc, '-', 16 hex digits of origin.

@@ -2,11 +2,11 @@
 
 #include <unistd.h>
 
-#include <fstream>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "common/log.h"
 
 namespace edgeflow::node {
@@ -15,14 +15,7 @@ Result<std::unique_ptr<Node>> Node::Create(NodeConfig config) {
   FinalizeConfig(&config);
   std::unique_ptr<Node> node(new Node(std::move(config)));
   auto store = kv::Store::Open(node->config_.kv);
-  if (!store) {
-    Status s = store.error();
-    if (s.message().find("lock") != std::string::npos) {
-      return Error(Status(s.code(), s.message() +
-                                        " (is another edgeflowd using this data directory?)"));
-    }
-    return Error(std::move(s));
-  }
+  if (!store) return Error(std::move(store.error()));
   node->store_ = std::move(*store);
   node->RegisterStoreMetrics();
 
@@ -131,17 +124,7 @@ Status Node::WriteListenFile() const {
       {"http", http_->bound_address().ToString()},
       {"resp", resp_->bound_address().ToString()},
   };
-  std::filesystem::path tmp = listen_file();
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << info.dump() << "\n";
-    if (!out.good()) return Status::IoError("cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, listen_file(), ec);
-  if (ec) return Status::IoError("cannot rename " + tmp.string() + ": " + ec.message());
-  return Status::Ok();
+  return WriteFileAtomically(listen_file(), info.dump() + "\n");
 }
 
 }  // namespace edgeflow::node

@@ -101,6 +101,20 @@ Status ReadLog(Section section, NodeConfig* config) {
   return section.CheckUnknown();
 }
 
+}  // namespace
+
+Status ValidateKvLimits(const kv::StoreOptions& kv) {
+  if (kv.max_key_bytes == 0 || kv.max_key_bytes > (1 << 20)) {
+    return Status::InvalidArgument("kv.max_key_bytes must be between 1 and 1048576");
+  }
+  if (kv.max_value_bytes == 0 || kv.max_value_bytes > (size_t{1} << 30)) {
+    return Status::InvalidArgument("kv.max_value_bytes must be between 1 and 1073741824");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
 Status ReadKv(Section section, kv::StoreOptions* kv) {
   EF_RETURN_IF_ERROR(section.CheckShape());
   EF_RETURN_IF_ERROR(section.Read("sync_writes", &kv->sync_writes));
@@ -120,12 +134,7 @@ Status ReadKv(Section section, kv::StoreOptions* kv) {
   }
   kv->tombstone_retention_ms = tombstone_s * 1000;
   kv->changelog_retention_ms = changelog_s * 1000;
-  if (kv->max_key_bytes == 0 || kv->max_key_bytes > (1 << 20)) {
-    return Status::InvalidArgument("kv.max_key_bytes must be between 1 and 1048576");
-  }
-  if (kv->max_value_bytes == 0 || kv->max_value_bytes > (size_t{1} << 30)) {
-    return Status::InvalidArgument("kv.max_value_bytes must be between 1 and 1073741824");
-  }
+  EF_RETURN_IF_ERROR(ValidateKvLimits(*kv));
   if (kv->changelog_max_entries == 0) {
     return Status::InvalidArgument("kv.changelog_max_entries must be positive");
   }

@@ -42,6 +42,8 @@ struct NodeConfig {
 Status LoadConfigFile(const std::filesystem::path& path, NodeConfig* config);
 // Parses YAML text over `config` (what LoadConfigFile does after reading the file).
 Status ParseConfigYaml(std::string_view yaml_text, std::string_view source, NodeConfig* config);
+// The key and value size limits (config files and flags alike).
+Status ValidateKvLimits(const kv::StoreOptions& kv);
 // Copies shared settings (limits, paths) into the component configs; call after all overrides.
 void FinalizeConfig(NodeConfig* config);
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "common/host_port.h"
 #include "support/command_runner.h"
 #include "support/daemon_test.h"
-#include "support/raw_connection.h"
 
 namespace edgeflow::test_support {
 namespace {
@@ -282,7 +282,7 @@ TEST_F(CliTest, ReportsWhenTheDaemonStops) {
 class CliWithoutDaemonTest : public ::testing::Test {};
 
 TEST_F(CliWithoutDaemonTest, CannotConnectIsReportedWithExitCode2) {
-  auto port = UnusedPort();
+  auto port = PickFreePort("127.0.0.1");
   ASSERT_TRUE(port.has_value()) << port.error().ToString();
   const std::string server = "http://127.0.0.1:" + std::to_string(*port);
   const std::vector<std::vector<std::string>> commands = {

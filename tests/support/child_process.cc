@@ -145,8 +145,12 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::string& pro
     }
     // Descriptors the test binary opened without O_CLOEXEC (sockets, a port held on purpose)
     // must not leak into the child.
-    for (int fd = 3; fd < 4096; ++fd) {
-      if (fd != exec_pipe[1]) ::close(fd);
+    const auto keep = static_cast<unsigned>(exec_pipe[1]);
+    if (keep < 3) {
+      ::close_range(3, ~0U, 0);
+    } else {
+      if (keep > 3) ::close_range(3, keep - 1, 0);
+      ::close_range(keep + 1, ~0U, 0);
     }
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
       int e = errno;

@@ -63,7 +63,6 @@ class DaemonProcess {
   uint16_t resp_port() const { return listen_.resp.port; }
   std::string http_url() const { return "http://" + listen_.http.ToString(); }
   pid_t pid() const { return child_->pid(); }
-  const DaemonOptions& options() const { return options_; }
   std::filesystem::path listen_file() const;
 
   bool IsRunning() { return child_->IsRunning(); }

@@ -31,9 +31,6 @@ struct HttpResponse {
   std::string Describe() const;
 };
 
-// Percent-encodes every byte outside [A-Za-z0-9-._~] (so '/' too).
-std::string UrlEncode(std::string_view text);
-
 class HttpClient {
  public:
   HttpClient(std::string host, uint16_t port,

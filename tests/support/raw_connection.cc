@@ -138,14 +138,6 @@ std::string RawConnection::ReadUntilClosed(std::chrono::milliseconds timeout, bo
   return ReadUntil([](const std::string&) { return false; }, timeout, closed);
 }
 
-Result<uint16_t> UnusedPort() {
-  uint16_t port = 0;
-  int fd = BindLoopback(&port);
-  if (fd < 0) return Error(SysError("bind to a loopback port"));
-  ::close(fd);
-  return port;
-}
-
 HeldPort::HeldPort() {
   fd_ = BindLoopback(&port_);
   if (fd_ >= 0 && ::listen(fd_, 16) != 0) {

@@ -1,8 +1,8 @@
 // RawConnection: a plain loopback TCP connection for sending arbitrary bytes (malformed, truncated,
 // oversized) to a server and reading whatever comes back, with every wait bounded.
 //
-// Also: UnusedPort() and HeldPort, for tests that need a port nothing listens on, or one that is
-// taken.
+// Also: HeldPort, for tests that need a port that is taken (for one nothing listens on, use
+// PickFreePort() from common/host_port.h).
 #pragma once
 
 #include <chrono>
@@ -47,10 +47,6 @@ class RawConnection {
   explicit RawConnection(int fd) : fd_(fd) {}
   int fd_ = -1;
 };
-
-// A loopback port that was free a moment ago: bound, then released. Something else may take it in
-// between, but nothing in these tests listens on it on purpose.
-Result<uint16_t> UnusedPort();
 
 // A loopback port that stays taken (bound and listening) while the object lives.
 class HeldPort {

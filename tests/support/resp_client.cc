@@ -110,20 +110,4 @@ Result<RespReply> RespClient::Command(const std::vector<std::string>& args) {
   return TakeReply(context_, reply);
 }
 
-void RespClient::Append(const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lengths.push_back(a.size());
-  }
-  redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.data(), lengths.data());
-}
-
-Result<RespReply> RespClient::ReadReply() {
-  void* reply = nullptr;
-  if (redisGetReply(context_, &reply) != REDIS_OK) reply = nullptr;
-  return TakeReply(context_, reply);
-}
-
 }  // namespace edgeflow::test_support

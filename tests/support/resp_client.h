@@ -42,10 +42,6 @@ class RespClient {
   // the client is unusable afterwards).
   Result<RespReply> Command(const std::vector<std::string>& args);
 
-  // Pipelining: queue several commands, then read their replies in order.
-  void Append(const std::vector<std::string>& args);
-  Result<RespReply> ReadReply();
-
  private:
   explicit RespClient(redisContext* context) : context_(context) {}
   redisContext* context_;

@@ -18,7 +18,6 @@ struct SseClient::Impl {
   std::optional<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::buffer_body>> parser;
-  HttpHeaders headers;
   std::string pending;  // stream text not yet split into events
   std::vector<SseEvent> events;
   SseEvent current;
@@ -71,8 +70,6 @@ struct SseClient::Impl {
 SseClient::SseClient() : impl_(std::make_unique<Impl>()) {}
 SseClient::~SseClient() { Close(); }
 
-const HttpHeaders& SseClient::headers() const { return impl_->headers; }
-bool SseClient::is_open() const { return impl_->stream.has_value(); }
 
 void SseClient::Close() {
   if (impl_->stream.has_value()) {
@@ -118,10 +115,6 @@ Status SseClient::Open(const std::string& host, uint16_t port, std::string_view 
   if (ec) {
     Close();
     return Status::Unavailable("reading the watch response header: " + ec.message());
-  }
-  s.headers.clear();
-  for (const auto& field : s.parser->get()) {
-    s.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
   }
   const int status = static_cast<int>(s.parser->get().result_int());
   if (status != 200) {

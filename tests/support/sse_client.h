@@ -31,13 +31,10 @@ class SseClient {
   // message has the status and body.
   Status Open(const std::string& host, uint16_t port, std::string_view target,
               std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  // The response header fields of the stream (after Open).
-  const HttpHeaders& headers() const;
 
   // Waits until `count` events have arrived in total (since Open) or the timeout passes, and
   // returns every event received so far. After a timeout or a closed stream the client is closed.
   std::vector<SseEvent> WaitForEvents(size_t count, std::chrono::milliseconds timeout);
-  bool is_open() const;
   void Close();
 
  private:

@@ -118,6 +118,7 @@ TEST_P(LoopCommitterTest, ALaterPassGetsItsOwnCommit) {
   }
   EXPECT_EQ(done, 3);
   EXPECT_EQ(store_->LastSeq(), 3u);
+  EXPECT_EQ(commits_.load(), 3) << "one commit per pass";
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, LoopCommitterTest, ::testing::Values(true, false),

@@ -2,9 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <pwd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -198,27 +196,6 @@ TEST(MosquittoConfigTest, RejectsValuesMosquittoRefuses) {
   config = RenderableConfig();
   config.persistent_client_expiration_days = -1;
   EXPECT_THAT(RenderError(config), HasSubstr("persistent_client_expiration_days"));
-}
-
-TEST(MosquittoConfigTest, PickFreePortReturnsABindablePort) {
-  Result<uint16_t> port = PickFreePort("127.0.0.1");
-  ASSERT_TRUE(port.has_value()) << port.error().ToString();
-  EXPECT_NE(*port, 0);
-
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(*port);
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  close(fd);
-}
-
-TEST(MosquittoConfigTest, PickFreePortRejectsUnknownHost) {
-  Result<uint16_t> port = PickFreePort("no-such-host.invalid");
-  ASSERT_FALSE(port.has_value());
-  EXPECT_THAT(port.error().message(), HasSubstr("no-such-host.invalid"));
 }
 
 }  // namespace
