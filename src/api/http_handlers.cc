@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <exception>
-#include <optional>
-
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "api/http_json.h"
 #include "api/http_params.h"

@@ -36,12 +36,11 @@
 //     calling connection. HELLO supports protocol 2 only.
 #include "api/resp_commands.h"
 
+#include <algorithm>
 #include <boost/algorithm/string/case_conv.hpp>
 #include <boost/algorithm/string/predicate.hpp>
-#include <locale>
-
-#include <algorithm>
 #include <cctype>
+#include <locale>
 
 #include "api/resp_integer.h"
 

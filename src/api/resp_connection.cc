@@ -154,14 +154,14 @@ RespConnection::Awaitable<void> RespConnection::CommitHeldWrites() {
   RespCommands* commands = commands_;
   const std::span<const kv::WriteOp> ops = commands->PendingWrites(session_);
   commands->AsyncCommitStarted();
-  WriteResults results = co_await boost::asio::async_initiate<decltype(kUseAwaitable),
-                                                              void(WriteResults)>(
-      [committer = committer_, ops](auto handler) {
-        committer->Submit(ops, [handler = std::move(handler)](WriteResults r) mutable {
-          std::move(handler)(std::move(r));
-        });
-      },
-      kUseAwaitable);
+  WriteResults results =
+      co_await boost::asio::async_initiate<decltype(kUseAwaitable), void(WriteResults)>(
+          [committer = committer_, ops](auto handler) {
+            committer->Submit(ops, [handler = std::move(handler)](WriteResults r) mutable {
+              std::move(handler)(std::move(r));
+            });
+          },
+          kUseAwaitable);
   commands->AsyncCommitFinished();
   commands->FinishWrites(&session_, &writer_, std::move(results));
 }

@@ -17,7 +17,6 @@ constexpr size_t kListPage = 10000;  // the store's largest listing page
 constexpr size_t kDbSizeExactLimit = 100000;
 constexpr int64_t kDefaultScanCount = 10;
 
-
 }  // namespace
 
 bool RespCommands::DeferDel(RespSession& s, Args args) {

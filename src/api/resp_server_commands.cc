@@ -17,7 +17,6 @@ namespace {
 
 constexpr std::string_view kRedisVersion = "7.0.0";
 
-
 std::string UnknownSubcommand(std::string_view sub, std::string_view command) {
   return "ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try " +
          std::string(command) + " HELP.";

@@ -6,9 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-
 #include <charconv>
+#include <cstring>
 
 namespace edgeflow {
 
@@ -19,8 +18,8 @@ std::string HostPort::ToString() const {
 
 Result<HostPort> ParseHostPort(std::string_view text) {
   auto bad = [&](std::string_view why) {
-    return Error(Status::InvalidArgument("bad address '" + std::string(text) + "': " +
-                                         std::string(why) + " (expected HOST:PORT)"));
+    return Error(Status::InvalidArgument("bad address '" + std::string(text) +
+                                         "': " + std::string(why) + " (expected HOST:PORT)"));
   };
   HostPort out;
   std::string_view port_text;
@@ -59,7 +58,8 @@ Result<int> BindAnyPort(const std::string& host, uint16_t* port) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* addresses = nullptr;
   if (int rc = getaddrinfo(host.c_str(), "0", &hints, &addresses); rc != 0) {
-    return Error(Status::InvalidArgument("cannot resolve host '" + host + "': " + gai_strerror(rc)));
+    return Error(
+        Status::InvalidArgument("cannot resolve host '" + host + "': " + gai_strerror(rc)));
   }
   std::string last_error = "no address";
   for (addrinfo* a = addresses; a != nullptr; a = a->ai_next) {

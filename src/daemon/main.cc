@@ -6,10 +6,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <thread>
-
-#include <CLI/CLI.hpp>
 
 #include "common/log.h"
 #include "node/node.h"
@@ -54,8 +53,7 @@ Status ApplyFlags(const Flags& flags, NodeConfig* config) {
     config->resp.listen = *a;
   }
   if (flags.sync_writes) config->kv.sync_writes = true;
-  if (!flags.log_level.empty() &&
-      !edgeflow::log::ParseLevel(flags.log_level, &config->log_level)) {
+  if (!flags.log_level.empty() && !edgeflow::log::ParseLevel(flags.log_level, &config->log_level)) {
     return Status::InvalidArgument("--log-level must be debug, info, warn or error");
   }
   if (!flags.log_format.empty() &&

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <mutex>
-
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -74,13 +73,13 @@ Status Node::Start() {
   if (started_) return Status::Ok();
   started_at_ms_ = SystemClock::Default()->NowMillis();
   if (Status s = http_->Start(); !s.ok()) {
-    return Status(s.code(), "HTTP listener on " + config_.http.listen.ToString() + ": " +
-                                s.message());
+    return Status(s.code(),
+                  "HTTP listener on " + config_.http.listen.ToString() + ": " + s.message());
   }
   if (Status s = resp_->Start(); !s.ok()) {
     http_->Stop();
-    return Status(s.code(), "RESP listener on " + config_.resp.listen.ToString() + ": " +
-                                s.message());
+    return Status(s.code(),
+                  "RESP listener on " + config_.resp.listen.ToString() + ": " + s.message());
   }
   started_ = true;
   log::Info("listening", {{"proto", "http"}, {"addr", http_->bound_address().ToString()}});

@@ -1,14 +1,13 @@
 #include "node/node_config.h"
 
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <unistd.h>
-
-#include <yaml-cpp/yaml.h>
 
 namespace edgeflow::node {
 namespace {

@@ -70,7 +70,6 @@ struct SseClient::Impl {
 SseClient::SseClient() : impl_(std::make_unique<Impl>()) {}
 SseClient::~SseClient() { Close(); }
 
-
 void SseClient::Close() {
   if (impl_->stream.has_value()) {
     beast::error_code ec;

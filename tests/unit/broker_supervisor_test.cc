@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "support/raw_connection.h"
 #include "support/temp_dir.h"
 
 namespace edgeflow::channels {
@@ -271,26 +272,18 @@ TEST(BrokerSupervisorTest, StartGivesUpOnABrokerThatNeverListens) {
 TEST(BrokerSupervisorTest, StartFailsWithinTheTimeoutWhenThePortIsTaken) {
   // Another server already listens on the port: a bare TCP connect would succeed, but the broker
   // cannot bind it.
-  int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(holder, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(listen(holder, 16), 0);
-  ASSERT_EQ(getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  test_support::HeldPort held;
+  ASSERT_TRUE(held.ok());
 
   test_support::TempDir tmp;
   BrokerConfig config = TestConfig(tmp);
-  config.listen.port = ntohs(address.sin_port);
+  config.listen.port = held.port();
   config.start_timeout = seconds(3);
   auto supervisor = CreateOrDie(config);
   ASSERT_NE(supervisor, nullptr);
   const auto before = SteadyClock::now();
   Status started = supervisor->Start();
   EXPECT_LT(SteadyClock::now() - before, seconds(4));
-  close(holder);
 
   ASSERT_TRUE(started.Is(ErrorCode::kUnavailable)) << started.ToString();
   EXPECT_THAT(started.message(), HasSubstr("Address already in use"));
@@ -300,24 +293,16 @@ TEST(BrokerSupervisorTest, StartFailsWithinTheTimeoutWhenThePortIsTaken) {
 }
 
 TEST(BrokerSupervisorTest, StartFailsWhenTheWebsocketsPortIsTaken) {
-  int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(holder, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(listen(holder, 16), 0);
-  ASSERT_EQ(getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  test_support::HeldPort held;
+  ASSERT_TRUE(held.ok());
 
   test_support::TempDir tmp;
   BrokerConfig config = TestConfig(tmp);
-  config.ws_listen->port = ntohs(address.sin_port);
+  config.ws_listen->port = held.port();
   config.start_timeout = seconds(3);
   auto supervisor = CreateOrDie(config);
   ASSERT_NE(supervisor, nullptr);
   Status started = supervisor->Start();
-  close(holder);
   ASSERT_TRUE(started.Is(ErrorCode::kUnavailable)) << started.ToString();
   EXPECT_EQ(supervisor->pid(), 0);
 }
