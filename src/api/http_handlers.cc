@@ -74,8 +74,13 @@ Result<kv::Version> ParseVersionTag(const EntityTagCondition& cond) {
 }  // namespace
 
 HttpHandlers::HttpHandlers(const HttpServerConfig& config, kv::Store* store,
-                           metrics::Registry* registry, NodeInfoProvider node_info)
-    : config_(config), store_(store), registry_(registry), node_info_(std::move(node_info)) {}
+                           metrics::Registry* registry, NodeInfoProvider node_info,
+                           HttpChannelServices channels)
+    : config_(config),
+      store_(store),
+      registry_(registry),
+      node_info_(std::move(node_info)),
+      channel_handlers_(channels) {}
 
 HttpResponse HttpHandlers::Handle(HttpRequest& req, const RouteMatch& match) {
   try {
@@ -102,6 +107,10 @@ HttpResponse HttpHandlers::Handle(HttpRequest& req, const RouteMatch& match) {
             break;
         }
         break;
+      case HttpRoute::kChannelList:
+      case HttpRoute::kChannel:
+      case HttpRoute::kChannelPublish:
+        return channel_handlers_.Handle(req, match);
       case HttpRoute::kWatch:
       case HttpRoute::kUnknown:
         break;

@@ -5,6 +5,7 @@
 // per-request state. Store calls are made on the calling thread.
 #pragma once
 
+#include "api/http_channel_handlers.h"
 #include "api/http_response.h"
 #include "api/http_router.h"
 #include "api/http_server.h"
@@ -14,7 +15,7 @@ namespace edgeflow::api {
 class HttpHandlers {
  public:
   HttpHandlers(const HttpServerConfig& config, kv::Store* store, metrics::Registry* registry,
-               NodeInfoProvider node_info);
+               NodeInfoProvider node_info, HttpChannelServices channels);
 
   // REQUIRES: match.route != kWatch and match.method_allowed. Never throws.
   HttpResponse Handle(HttpRequest& req, const RouteMatch& match);
@@ -38,6 +39,7 @@ class HttpHandlers {
   kv::Store* store_;
   metrics::Registry* registry_;
   NodeInfoProvider node_info_;
+  HttpChannelHandlers channel_handlers_;
 };
 
 }  // namespace edgeflow::api

@@ -79,4 +79,23 @@ Result<EntityTagCondition> ParseEntityTagCondition(std::string_view header_value
   return cond;
 }
 
+std::string TraceIdFromTraceparent(std::string_view header_value) {
+  // version "-" trace-id "-" parent-id "-" flags; later versions may append fields after a '-'.
+  constexpr size_t kLength = 2 + 1 + 32 + 1 + 16 + 1 + 2;
+  if (header_value.size() < kLength) return "";
+  if (header_value.size() > kLength && header_value[kLength] != '-') return "";
+  if (header_value[2] != '-' || header_value[35] != '-' || header_value[52] != '-') return "";
+  std::string trace_id;
+  trace_id.reserve(32);
+  bool all_zero = true;
+  for (char c : header_value.substr(3, 32)) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    if (!hex) return "";
+    all_zero = all_zero && c == '0';
+    trace_id.push_back(c);
+  }
+  return all_zero ? "" : trace_id;
+}
+
 }  // namespace edgeflow::api

@@ -30,4 +30,9 @@ struct EntityTagCondition {
 };
 Result<EntityTagCondition> ParseEntityTagCondition(std::string_view header_value);
 
+// The trace id of a W3C trace-context `traceparent` header ("00-<32 hex>-<16 hex>-<2 hex>"), in
+// lower case; empty when the header is malformed or the id is all zeros (the recommendation then
+// is to start a new trace, not to fail the request).
+std::string TraceIdFromTraceparent(std::string_view header_value);
+
 }  // namespace edgeflow::api

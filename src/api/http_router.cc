@@ -8,6 +8,8 @@ namespace {
 constexpr std::string_view kReadOnly = "GET, HEAD";
 constexpr std::string_view kItemMethods = "GET, HEAD, PUT, POST, DELETE";
 constexpr std::string_view kGetOnly = "GET";
+constexpr std::string_view kPostOnly = "POST";
+constexpr std::string_view kPublishSuffix = "/publish";
 
 bool Allows(HttpRoute route, HttpMethod method) {
   switch (route) {
@@ -15,7 +17,11 @@ bool Allows(HttpRoute route, HttpMethod method) {
     case HttpRoute::kMetrics:
     case HttpRoute::kNode:
     case HttpRoute::kKvList:
+    case HttpRoute::kChannelList:
+    case HttpRoute::kChannel:
       return method == HttpMethod::kGet || method == HttpMethod::kHead;
+    case HttpRoute::kChannelPublish:
+      return method == HttpMethod::kPost;
     case HttpRoute::kKvItem:
       return method != HttpMethod::kOther;
     case HttpRoute::kWatch:
@@ -32,6 +38,8 @@ std::string_view AllowHeader(HttpRoute route) {
       return kItemMethods;
     case HttpRoute::kWatch:
       return kGetOnly;
+    case HttpRoute::kChannelPublish:
+      return kPostOnly;
     default:
       return kReadOnly;
   }
@@ -46,8 +54,9 @@ bool ConsumePrefix(std::string_view* text, std::string_view prefix) {
 Status NotFound(std::string_view path) {
   std::string shown(path.substr(0, 200));
   return Status::NotFound("no resource at '" + shown +
-                          "' (try /v1/kv/{ns}/{key}, /v1/kv/{ns}, /v1/watch/{ns}, /v1/node, "
-                          "/healthz, /metrics)");
+                          "' (try /v1/kv/{ns}/{key}, /v1/kv/{ns}, /v1/watch/{ns}, "
+                          "/v1/channels, /v1/channels/{channel}/publish, /v1/node, /healthz, "
+                          "/metrics)");
 }
 
 }  // namespace
@@ -93,6 +102,12 @@ std::string_view HttpRouteName(HttpRoute route) {
       return "kv_item";
     case HttpRoute::kWatch:
       return "watch";
+    case HttpRoute::kChannelList:
+      return "channel_list";
+    case HttpRoute::kChannel:
+      return "channel";
+    case HttpRoute::kChannelPublish:
+      return "channel_publish";
     case HttpRoute::kUnknown:
       return "unknown";
   }
@@ -132,6 +147,17 @@ Result<RouteMatch> MatchRoute(HttpMethod method, std::string_view target) {
     if (!ns) return Error(ns.error());
     match.ns = std::move(*ns);
     match.route = HttpRoute::kWatch;
+  } else if (path == "/v1/channels" || path == "/v1/channels/") {
+    match.route = HttpRoute::kChannelList;
+  } else if (std::string_view rest3 = path; ConsumePrefix(&rest3, "/v1/channels/")) {
+    match.route = HttpRoute::kChannel;
+    if (rest3.ends_with(kPublishSuffix) && rest3.size() > kPublishSuffix.size()) {
+      rest3.remove_suffix(kPublishSuffix.size());
+      match.route = HttpRoute::kChannelPublish;
+    }
+    auto channel = PercentDecode(rest3, /*plus_as_space=*/false);
+    if (!channel) return Error(channel.error());
+    match.channel = std::move(*channel);
   } else {
     return Error(NotFound(path));
   }

@@ -7,9 +7,15 @@
 //   /v1/kv/{ns}               GET HEAD            (listing)
 //   /v1/kv/{ns}/{key...}      GET HEAD PUT POST DELETE
 //   /v1/watch/{ns}            GET                 (Server-Sent Events)
+//   /v1/channels              GET HEAD            (channels seen, with rates)
+//   /v1/channels/{ch...}      GET HEAD            (one channel's counts and rates)
+//   /v1/channels/{ch...}/publish  POST            (put-then-publish)
 //
 // {ns} is one percent-decoded path segment; {key...} is the whole rest of the path, decoded, so a
 // key may contain '/' (written as is or as %2F). Dot segments are not special: keys are opaque.
+// {ch...} is a channel name, which may contain '/'; a path ending in "/publish" is the publish
+// resource of the channel before it (so channel "a/publish" publishes at
+// /v1/channels/a/publish/publish).
 #pragma once
 
 #include <array>
@@ -24,8 +30,19 @@ namespace edgeflow::api {
 enum class HttpMethod { kGet, kHead, kPut, kPost, kDelete, kOther };
 inline constexpr size_t kHttpMethodCount = 6;
 
-enum class HttpRoute { kHealthz, kMetrics, kNode, kKvList, kKvItem, kWatch, kUnknown };
-inline constexpr size_t kHttpRouteCount = 7;
+enum class HttpRoute {
+  kHealthz,
+  kMetrics,
+  kNode,
+  kKvList,
+  kKvItem,
+  kWatch,
+  kChannelList,
+  kChannel,
+  kChannelPublish,
+  kUnknown
+};
+inline constexpr size_t kHttpRouteCount = 10;
 
 HttpMethod ParseHttpMethod(std::string_view name);   // case-sensitive, as HTTP methods are
 std::string_view HttpMethodName(HttpMethod method);  // "GET", ..., "OTHER"
@@ -35,6 +52,7 @@ struct RouteMatch {
   HttpRoute route = HttpRoute::kUnknown;
   std::string ns;          // decoded; may still be an invalid namespace (checked by the handler)
   std::string key;         // decoded; may be empty or too long (checked by the handler)
+  std::string channel;     // decoded; may be an invalid channel name (checked by the handler)
   std::string_view query;  // raw query string, a view into the target passed to MatchRoute
   bool method_allowed = true;
   std::string_view allow;  // the methods the resource supports, for a 405's Allow header

@@ -42,11 +42,11 @@ using net::ip::tcp;
 class HttpServerImpl final : public HttpServer {
  public:
   HttpServerImpl(HttpServerConfig config, kv::Store* store, metrics::Registry* registry,
-                 NodeInfoProvider node_info)
+                 NodeInfoProvider node_info, HttpChannelServices channels)
       : config_(std::move(config)),
         store_(store),
         metrics_(registry),
-        handlers_(config_, store, registry, std::move(node_info)),
+        handlers_(config_, store, registry, std::move(node_info), channels),
         ioc_(static_cast<int>(config_.io_threads)) {
     if (config_.write_threads > 0) write_pool_.emplace(config_.write_threads);
     context_.config = &config_;
@@ -233,7 +233,8 @@ void HttpServerImpl::Stop() noexcept {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerConfig config, kv::Store* store,
                                                        metrics::Registry* metrics,
-                                                       NodeInfoProvider node_info) {
+                                                       NodeInfoProvider node_info,
+                                                       HttpChannelServices channels) {
   if (store == nullptr || metrics == nullptr) {
     return Error(Status::InvalidArgument("http server needs a store and a metrics registry"));
   }
@@ -258,7 +259,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerConfig config, 
         "http idle_timeout_seconds and watch_keepalive_seconds must be positive"));
   }
   return std::unique_ptr<HttpServer>(
-      new HttpServerImpl(std::move(config), store, metrics, std::move(node_info)));
+      new HttpServerImpl(std::move(config), store, metrics, std::move(node_info), channels));
 }
 
 }  // namespace edgeflow::api

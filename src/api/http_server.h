@@ -1,5 +1,6 @@
 // HttpServer: the HTTP/1.1 REST front-end of the node (EKV under /v1/kv, watch as Server-Sent
-// Events under /v1/watch, /healthz, /metrics). Keep-alive, bounded request sizes, JSON errors.
+// Events under /v1/watch, channels under /v1/channels, /healthz, /metrics). Keep-alive, bounded
+// request sizes, JSON errors.
 //
 // Lifecycle: Create(config) -> Start() -> Stop() (idempotent). Stop() closes the listener and all
 // connections (including open watch streams) and joins the I/O threads; it must not be called
@@ -11,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "api/http_channel_handlers.h"
 #include "common/host_port.h"
 #include "common/metrics.h"
 #include "common/status.h"
@@ -40,10 +42,12 @@ using NodeInfoProvider = std::function<std::string()>;  // returns a JSON object
 class HttpServer {
  public:
   // `store` and `metrics` must outlive the server. The server registers its metrics in `metrics`
-  // (see http_metrics.h): use one HttpServer per registry.
+  // (see http_metrics.h): use one HttpServer per registry. The channel routes answer 503 unless
+  // `channels` names the node's channel components (which must outlive the server).
   static Result<std::unique_ptr<HttpServer>> Create(HttpServerConfig config, kv::Store* store,
                                                     metrics::Registry* metrics,
-                                                    NodeInfoProvider node_info);
+                                                    NodeInfoProvider node_info,
+                                                    HttpChannelServices channels = {});
   virtual ~HttpServer() = default;
 
   // Binds and starts serving; the bound address (with the real port if 0 was asked) is then in

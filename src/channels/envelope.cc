@@ -15,6 +15,7 @@ constexpr std::string_view kSizeProperty = "ef-size";
 constexpr std::string_view kDataProperty = "ef-data";
 constexpr std::string_view kProducedAtProperty = "ef-produced-at";
 constexpr std::string_view kTraceIdProperty = "ef-trace-id";
+constexpr std::string_view kChangeProperty = "ef-change";
 constexpr std::string_view kRefPrefix = "/v1/kv/";
 
 template <typename T>
@@ -78,6 +79,9 @@ void WriteEnvelope(const Envelope& envelope, MqttMessage* message) {
     props.emplace_back(kProducedAtProperty, std::to_string(envelope.produced_at_ms));
   }
   if (!envelope.trace_id.empty()) props.emplace_back(kTraceIdProperty, envelope.trace_id);
+  if (envelope.change != Envelope::Change::kNone) {
+    props.emplace_back(kChangeProperty, envelope.change == Envelope::Change::kPut ? "put" : "delete");
+  }
 }
 
 Result<Envelope> ReadEnvelope(const MqttMessage& message) {
@@ -121,6 +125,17 @@ Result<Envelope> ReadEnvelope(const MqttMessage& message) {
   }
   if (const std::string* trace = message.UserProperty(kTraceIdProperty)) {
     envelope.trace_id = *trace;
+  }
+  if (const std::string* change = message.UserProperty(kChangeProperty)) {
+    if (*change == "put") {
+      envelope.change = Envelope::Change::kPut;
+    } else if (*change == "delete") {
+      envelope.change = Envelope::Change::kDelete;
+    } else {
+      return Error(
+          Status::InvalidArgument("ef-change must be 'put' or 'delete', not '" + *change + "'"));
+    }
+    if (!envelope.ref) return Error(Status::InvalidArgument("a change message carries no ef-ref"));
   }
   return envelope;
 }

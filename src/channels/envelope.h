@@ -13,6 +13,8 @@
 //                           is empty; read the data from ef-ref)
 //   user property ef-produced-at  Unix milliseconds when the node accepted the data
 //   user property ef-trace-id     32 hex digits (W3C trace-context trace id)
+//   user property ef-change       only on key-change notifications: "put" (the item was written;
+//                                 read it from ef-ref) or "delete" (it is gone; no data)
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,9 @@ struct Envelope {
   int64_t produced_at_ms = 0;
   std::string trace_id;
   uint32_t expiry_seconds = 0;  // 0 = the message does not expire
+  // Key-change notifications only: what happened to the item at `ref`.
+  enum class Change { kNone, kPut, kDelete };
+  Change change = Change::kNone;
 };
 
 // Sets the envelope's properties on `message` (not its topic or payload).

@@ -11,9 +11,13 @@
 #include <optional>
 #include <string>
 
-#include "cli/http_client.h"
+#include "client/http_client.h"
 
 namespace edgeflow::cli {
+
+using client::Headers;
+using client::HttpClient;
+using client::Response;
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRefused = 1;

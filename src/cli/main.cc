@@ -16,8 +16,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli_commands.h"
-#include "cli/http_client.h"
-#include "cli/server_url.h"
+#include "client/http_client.h"
+#include "client/server_url.h"
 
 namespace {
 
@@ -25,7 +25,7 @@ using edgeflow::cli::kExitUsage;
 
 std::string DefaultServer() {
   const char* env = std::getenv("EDGEFLOW_SERVER");
-  return env != nullptr && *env != '\0' ? env : std::string(edgeflow::cli::kDefaultServer);
+  return env != nullptr && *env != '\0' ? env : std::string(edgeflow::client::kDefaultServer);
 }
 
 }  // namespace
@@ -108,12 +108,12 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
 
-  auto url = edgeflow::cli::ServerUrl::Parse(server);
+  auto url = edgeflow::client::ServerUrl::Parse(server);
   if (!url) {
     std::fprintf(stderr, "edgeflow: %s\n", url.error().message().c_str());
     return kExitUsage;
   }
-  edgeflow::cli::HttpClient client(
+  edgeflow::client::HttpClient client(
       *url, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
   edgeflow::cli::CliCommands commands(&client, stdout, stderr);
 

@@ -27,6 +27,10 @@ struct Flags {
   std::string data_dir;
   std::string http_listen;
   std::string resp_listen;
+  std::string mqtt_listen;
+  std::string mqtt_ws_listen;
+  std::string mqtt_broker;
+  bool no_mqtt = false;
   bool sync_writes = false;
   std::string log_level;
   std::string log_format;
@@ -52,6 +56,24 @@ Status ApplyFlags(const Flags& flags, NodeConfig* config) {
     if (!a) return Status::InvalidArgument("--resp-listen: " + a.error().message());
     config->resp.listen = *a;
   }
+  if (!flags.mqtt_listen.empty()) {
+    auto a = edgeflow::ParseHostPort(flags.mqtt_listen);
+    if (!a) return Status::InvalidArgument("--mqtt-listen: " + a.error().message());
+    config->mqtt.broker.listen = *a;
+  }
+  if (flags.mqtt_ws_listen == "off") {
+    config->mqtt.broker.ws_listen.reset();
+  } else if (!flags.mqtt_ws_listen.empty()) {
+    auto a = edgeflow::ParseHostPort(flags.mqtt_ws_listen);
+    if (!a) return Status::InvalidArgument("--mqtt-ws-listen: " + a.error().message());
+    config->mqtt.broker.ws_listen = *a;
+  }
+  if (!flags.mqtt_broker.empty()) {
+    auto a = edgeflow::node::ParseBrokerUrl(flags.mqtt_broker);
+    if (!a) return Status::InvalidArgument("--mqtt-broker: " + a.error().message());
+    config->mqtt.external_broker = *a;
+  }
+  if (flags.no_mqtt) config->mqtt.enabled = false;
   if (flags.sync_writes) config->kv.sync_writes = true;
   if (!flags.log_level.empty() && !edgeflow::log::ParseLevel(flags.log_level, &config->log_level)) {
     return Status::InvalidArgument("--log-level must be debug, info, warn or error");
@@ -62,13 +84,16 @@ Status ApplyFlags(const Flags& flags, NodeConfig* config) {
   }
   if (flags.max_key_bytes) config->kv.max_key_bytes = flags.max_key_bytes;
   if (flags.max_value_bytes) config->kv.max_value_bytes = flags.max_value_bytes;
-  return edgeflow::node::ValidateKvLimits(config->kv);
+  EF_RETURN_IF_ERROR(edgeflow::node::ValidateKvLimits(config->kv));
+  return edgeflow::node::ValidateChannels(*config);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"edgeflowd: the edgeflow edge node (EKV over HTTP and the Redis protocol)"};
+  CLI::App app{
+      "edgeflowd: the edgeflow edge node (EKV over HTTP and the Redis protocol, computation "
+      "channels on a managed Mosquitto broker)"};
   Flags flags;
   app.add_option("--config", flags.config_file, "YAML config file")->check(CLI::ExistingFile);
   app.add_option("--data-dir", flags.data_dir, "Data directory (default ./data)");
@@ -76,6 +101,14 @@ int main(int argc, char** argv) {
                  "HTTP listen address HOST:PORT (default 127.0.0.1:7070; port 0 = any)");
   app.add_option("--resp-listen", flags.resp_listen,
                  "Redis-protocol listen address HOST:PORT (default 127.0.0.1:7379)");
+  app.add_option("--mqtt-listen", flags.mqtt_listen,
+                 "MQTT listen address of the managed broker HOST:PORT (default 127.0.0.1:7883)");
+  app.add_option("--mqtt-ws-listen", flags.mqtt_ws_listen,
+                 "MQTT-over-WebSockets listen address HOST:PORT, or 'off' (default "
+                 "127.0.0.1:7884)");
+  app.add_option("--mqtt-broker", flags.mqtt_broker,
+                 "Use this MQTT broker (mqtt://HOST:PORT) instead of running Mosquitto");
+  app.add_flag("--no-mqtt", flags.no_mqtt, "Run without a broker and without channels");
   app.add_flag("--sync-writes", flags.sync_writes,
                "fsync the write-ahead log before acknowledging each write");
   app.add_option("--log-level", flags.log_level, "debug, info, warn or error");

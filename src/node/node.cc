@@ -5,6 +5,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "channels/channel_name.h"
 #include "common/atomic_file.h"
 #include "common/log.h"
 
@@ -18,11 +19,21 @@ Result<std::unique_ptr<Node>> Node::Create(NodeConfig config) {
   node->store_ = std::move(*store);
   node->RegisterStoreMetrics();
 
-  Node* self = node.get();
-  auto http = api::HttpServer::Create(node->config_.http, node->store_.get(), &node->metrics_,
-                                      [self] { return self->NodeInfoJson(); });
-  if (!http) return Error(std::move(http.error()));
-  node->http_ = std::move(*http);
+  const MqttConfig& mqtt = node->config_.mqtt;
+  if (mqtt.enabled) {
+    if (Status s = ValidateChannels(node->config_); !s.ok()) return Error(std::move(s));
+    if (Status s = channels::ValidateNotifyRules(node->config_.notify); !s.ok()) {
+      return Error(std::move(s));
+    }
+    if (!mqtt.external_broker) {
+      auto broker = channels::BrokerSupervisor::Create(mqtt.broker);
+      if (!broker) return Error(std::move(broker.error()));
+      node->broker_ = std::move(*broker);
+    }
+    node->monitor_ = std::make_unique<channels::ChannelMonitor>(node->config_.channels.tenant,
+                                                                SystemClock::Default());
+    node->RegisterChannelMetrics();
+  }
   auto resp = api::RespServer::Create(node->config_.resp, node->store_.get(), &node->metrics_);
   if (!resp) return Error(std::move(resp.error()));
   node->resp_ = std::move(*resp);
@@ -69,15 +80,137 @@ void Node::RegisterStoreMetrics() {
         &kv::StoreStats::record_cache_misses);
 }
 
+void Node::RegisterChannelMetrics() {
+  metrics_.AddGauge("edgeflow_mqtt_connected", "1 when the node's MQTT connection is up", [this] {
+    return mqtt_ && mqtt_->connected() ? 1.0 : 0.0;
+  });
+  metrics_.AddGauge("edgeflow_mqtt_reconnects", "Reconnects of the node's MQTT connection",
+                    [this] { return mqtt_ ? static_cast<double>(mqtt_->reconnects()) : 0.0; });
+  metrics_.AddGauge("edgeflow_channels_untracked_messages",
+                    "Messages on channels beyond the monitor's limit",
+                    [this] { return static_cast<double>(monitor_->untracked_messages()); });
+  metrics_.AddGauge("edgeflow_channels_notifications",
+                    "Key changes announced on channels (channels.notify)", [this] {
+                      return notifier_ ? static_cast<double>(notifier_->published()) : 0.0;
+                    });
+  metrics_.AddGauge("edgeflow_channels_notifications_skipped",
+                    "Change-log records that fell out of the log before they were announced",
+                    [this] {
+                      return notifier_ ? static_cast<double>(notifier_->skipped_records()) : 0.0;
+                    });
+  if (broker_) {
+    channels::BrokerSupervisor* broker = broker_.get();
+    metrics_.AddGauge("edgeflow_mqtt_broker_healthy", "1 when the managed Mosquitto is healthy",
+                      [broker] { return broker->healthy() ? 1.0 : 0.0; });
+    metrics_.AddGauge("edgeflow_mqtt_broker_restarts",
+                      "Times the managed Mosquitto was started again after it exited",
+                      [broker] { return static_cast<double>(broker->restarts()); });
+  }
+}
+
+channels::MqttClientOptions Node::ClientOptions(std::string_view role) const {
+  channels::MqttClientOptions options;
+  options.broker = config_.mqtt.external_broker ? *config_.mqtt.external_broker
+                                                : broker_->mqtt_address();
+  // A fixed id per node and role: a restarted node takes its connection over at once instead of
+  // waiting for the broker to notice that the old one is gone.
+  options.client_id =
+      "edgeflowd-" + kv::NodeIdToString(store_->node_id()) + "-" + std::string(role);
+  options.username = config_.mqtt.username;
+  options.password = config_.mqtt.password;
+  return options;
+}
+
+Status Node::StartChannels() {
+  if (!config_.mqtt.enabled) return Status::Ok();
+  if (broker_) {
+    if (Status s = broker_->Start(); !s.ok()) {
+      return Status(s.code(), "MQTT broker: " + s.message());
+    }
+    log::Info("listening", {{"proto", "mqtt"},
+                            {"addr", broker_->mqtt_address().ToString()},
+                            {"broker_pid", std::to_string(broker_->pid())}});
+    if (auto ws = broker_->ws_address()) {
+      log::Info("listening", {{"proto", "mqtt-ws"}, {"addr", ws->ToString()}});
+    }
+  }
+  auto mqtt = channels::MqttClient::Create(ClientOptions("pub"));
+  if (!mqtt) return mqtt.error();
+  mqtt_ = std::move(*mqtt);
+  auto monitor_mqtt = channels::MqttClient::Create(ClientOptions("monitor"));
+  if (!monitor_mqtt) return monitor_mqtt.error();
+  monitor_mqtt_ = std::move(*monitor_mqtt);
+  channels::ChannelMonitor* monitor = monitor_.get();
+  monitor_mqtt_->SetMessageHandler([monitor](const channels::MqttMessage& message) {
+    monitor->Record(message.topic, message.payload.size());
+  });
+  EF_RETURN_IF_ERROR(mqtt_->Start());
+  EF_RETURN_IF_ERROR(monitor_mqtt_->Start());
+  // The managed broker is healthy by now, so the connections come up at once; an external
+  // broker may be away, and the node then serves EKV while its clients keep reconnecting.
+  constexpr auto kConnectWait = std::chrono::seconds(10);
+  const bool connected = mqtt_->WaitConnected(kConnectWait) &&
+                         monitor_mqtt_->WaitConnected(kConnectWait);
+  if (!connected) {
+    const std::string address = ClientOptions("pub").broker.ToString();
+    if (broker_) return Status::Unavailable("cannot connect to the MQTT broker at " + address);
+    log::Warn("the external MQTT broker is not reachable yet; channels are unavailable until it is",
+              {{"broker", address}});
+  }
+  // Subscribing only registers the filter while disconnected; it is renewed on every connect.
+  if (Status s = monitor_mqtt_->Subscribe(channels::AllChannelsFilter(config_.channels.tenant), 0);
+      !s.ok() && connected) {
+    return s;
+  }
+  publisher_ = std::make_unique<channels::ChannelPublisher>(config_.channels, store_.get(),
+                                                            mqtt_.get(), SystemClock::Default());
+  if (!config_.notify.empty()) {
+    auto notifier = channels::KeyChangeNotifier::Create(config_.notify, config_.channels.tenant,
+                                                        store_.get(), mqtt_.get());
+    if (!notifier) return notifier.error();
+    notifier_ = std::move(*notifier);
+    EF_RETURN_IF_ERROR(notifier_->Start());
+  }
+  return Status::Ok();
+}
+
+void Node::StopChannels() noexcept {
+  if (notifier_) notifier_->Stop();
+  if (monitor_mqtt_) monitor_mqtt_->Stop();
+  if (mqtt_) mqtt_->Stop();
+  if (broker_) broker_->Stop();
+}
+
+std::optional<HostPort> Node::mqtt_address() const {
+  if (!config_.mqtt.enabled) return std::nullopt;
+  if (config_.mqtt.external_broker) return config_.mqtt.external_broker;
+  return broker_->mqtt_address();
+}
+
 Status Node::Start() {
   if (started_) return Status::Ok();
   started_at_ms_ = SystemClock::Default()->NowMillis();
+  if (Status s = StartChannels(); !s.ok()) {
+    StopChannels();
+    return s;
+  }
+  Node* self = this;
+  auto http = api::HttpServer::Create(
+      config_.http, store_.get(), &metrics_, [self] { return self->NodeInfoJson(); },
+      api::HttpChannelServices{publisher_.get(), monitor_.get()});
+  if (!http) {
+    StopChannels();
+    return http.error();
+  }
+  http_ = std::move(*http);
   if (Status s = http_->Start(); !s.ok()) {
+    StopChannels();
     return Status(s.code(),
                   "HTTP listener on " + config_.http.listen.ToString() + ": " + s.message());
   }
   if (Status s = resp_->Start(); !s.ok()) {
     http_->Stop();
+    StopChannels();
     return Status(s.code(),
                   "RESP listener on " + config_.resp.listen.ToString() + ": " + s.message());
   }
@@ -98,6 +231,30 @@ void Node::Stop() noexcept {
   // Reverse order of Start(): no new requests, then the store closes when the node is destroyed.
   resp_->Stop();
   http_->Stop();
+  StopChannels();
+}
+
+nlohmann::json Node::ChannelsInfo() const {
+  if (!config_.mqtt.enabled) return {{"enabled", false}};
+  const channels::ChannelsConfig& channels = config_.channels;
+  nlohmann::json info = {
+      {"enabled", true},
+      {"mqtt", mqtt_address()->ToString()},
+      {"managed_broker", broker_ != nullptr},
+      {"connected", mqtt_ && mqtt_->connected()},
+      {"tenant", channels.tenant},
+      {"topic_prefix", channels::ChannelTopic(channels.tenant, "")},
+      {"namespace", channels.ns},
+      {"inline_max_bytes", channels.inline_max_bytes},
+      {"item_ttl_ms", channels.item_ttl_ms},
+      {"max_packet_bytes", channels.max_packet_bytes},
+  };
+  if (broker_) {
+    if (auto ws = broker_->ws_address()) info["mqtt_ws"] = ws->ToString();
+    info["broker_pid"] = static_cast<int64_t>(broker_->pid());
+    info["broker_restarts"] = broker_->restarts();
+  }
+  return info;
 }
 
 std::string Node::NodeInfoJson() const {
@@ -109,6 +266,7 @@ std::string Node::NodeInfoJson() const {
       {"http", http_->bound_address().ToString()},
       {"resp", resp_->bound_address().ToString()},
       {"sync_writes", config_.kv.sync_writes},
+      {"channels", ChannelsInfo()},
       {"limits",
        {{"max_key_bytes", config_.kv.max_key_bytes},
         {"max_value_bytes", config_.kv.max_value_bytes}}},
@@ -123,6 +281,11 @@ Status Node::WriteListenFile() const {
       {"http", http_->bound_address().ToString()},
       {"resp", resp_->bound_address().ToString()},
   };
+  if (auto mqtt = mqtt_address()) info["mqtt"] = mqtt->ToString();
+  if (broker_) {
+    if (auto ws = broker_->ws_address()) info["mqtt_ws"] = ws->ToString();
+    info["broker_pid"] = static_cast<int64_t>(broker_->pid());
+  }
   return WriteFileAtomically(listen_file(), info.dump() + "\n");
 }
 

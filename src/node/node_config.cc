@@ -3,6 +3,8 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include "channels/channel_name.h"
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -57,6 +59,9 @@ class Section {
     *out = *parsed;
     return Status::Ok();
   }
+
+  // For keys read by other means (lists).
+  void MarkKnown(const std::string& key) { known_.insert(key); }
 
   Section Child(const std::string& key) {
     known_.insert(key);
@@ -167,7 +172,142 @@ Status ReadResp(Section section, api::RespServerConfig* resp) {
   return section.CheckUnknown();
 }
 
+// An address, or "off" for none.
+Status ReadOptionalAddress(Section& section, const std::string& key,
+                           std::optional<HostPort>* out) {
+  std::string text;
+  EF_RETURN_IF_ERROR(section.Read(key, &text));
+  if (text.empty()) return Status::Ok();
+  if (text == "off") {
+    out->reset();
+    return Status::Ok();
+  }
+  HostPort address;
+  EF_RETURN_IF_ERROR(section.ReadAddress(key, &address));
+  *out = address;
+  return Status::Ok();
+}
+
+Status ReadMqtt(Section section, MqttConfig* mqtt) {
+  EF_RETURN_IF_ERROR(section.CheckShape());
+  channels::BrokerConfig& broker = mqtt->broker;
+  EF_RETURN_IF_ERROR(section.Read("enabled", &mqtt->enabled));
+  EF_RETURN_IF_ERROR(section.ReadAddress("listen", &broker.listen));
+  EF_RETURN_IF_ERROR(ReadOptionalAddress(section, "ws_listen", &broker.ws_listen));
+  std::string external;
+  EF_RETURN_IF_ERROR(section.Read("external_broker", &external));
+  if (!external.empty()) {
+    auto parsed = ParseBrokerUrl(external);
+    if (!parsed) return Status::InvalidArgument("mqtt.external_broker: " + parsed.error().message());
+    mqtt->external_broker = *parsed;
+  }
+  EF_RETURN_IF_ERROR(section.Read("username", &mqtt->username));
+  EF_RETURN_IF_ERROR(section.Read("password", &mqtt->password));
+  std::string binary, password_file, acl_file;
+  EF_RETURN_IF_ERROR(section.Read("mosquitto_binary", &binary));
+  if (!binary.empty()) broker.mosquitto_binary = binary;
+  EF_RETURN_IF_ERROR(section.Read("password_file", &password_file));
+  if (!password_file.empty()) broker.password_file = password_file;
+  EF_RETURN_IF_ERROR(section.Read("acl_file", &acl_file));
+  if (!acl_file.empty()) broker.acl_file = acl_file;
+  EF_RETURN_IF_ERROR(section.Read("max_packet_bytes", &broker.max_packet_bytes));
+  EF_RETURN_IF_ERROR(section.Read("max_queued_messages", &broker.max_queued_messages));
+  EF_RETURN_IF_ERROR(section.Read("max_inflight_messages", &broker.max_inflight_messages));
+  EF_RETURN_IF_ERROR(section.Read("autosave_seconds", &broker.autosave_seconds));
+  EF_RETURN_IF_ERROR(section.Read("persistent_client_expiration_days",
+                                  &broker.persistent_client_expiration_days));
+  // Everything but the directory, which FinalizeConfig derives; port 0 is resolved at start.
+  channels::BrokerConfig check = broker;
+  check.dir = "/";
+  if (Status s = channels::ValidateBrokerConfig(check); !s.ok()) {
+    return Status::InvalidArgument("mqtt: " + s.message());
+  }
+  return section.CheckUnknown();
+}
+
+Status ReadNotifyRules(const YAML::Node& node, std::vector<channels::NotifyRule>* rules) {
+  if (!node || node.IsNull()) return Status::Ok();
+  if (!node.IsSequence()) return Status::InvalidArgument("channels.notify must be a list");
+  rules->clear();
+  for (size_t i = 0; i < node.size(); ++i) {
+    Section rule(node[i], "channels.notify[" + std::to_string(i) + "]");
+    EF_RETURN_IF_ERROR(rule.CheckShape());
+    channels::NotifyRule parsed;
+    EF_RETURN_IF_ERROR(rule.Read("namespace", &parsed.ns));
+    EF_RETURN_IF_ERROR(rule.Read("prefix", &parsed.prefix));
+    EF_RETURN_IF_ERROR(rule.Read("channel", &parsed.channel));
+    EF_RETURN_IF_ERROR(rule.CheckUnknown());
+    rules->push_back(std::move(parsed));
+  }
+  return channels::ValidateNotifyRules(*rules);
+}
+
+Status ReadChannels(Section section, const YAML::Node& node, NodeConfig* config) {
+  EF_RETURN_IF_ERROR(section.CheckShape());
+  channels::ChannelsConfig& channels = config->channels;
+  EF_RETURN_IF_ERROR(section.Read("tenant", &channels.tenant));
+  EF_RETURN_IF_ERROR(section.Read("namespace", &channels.ns));
+  EF_RETURN_IF_ERROR(section.Read("inline_max_bytes", &channels.inline_max_bytes));
+  int64_t ttl_s = channels.item_ttl_ms / 1000;
+  EF_RETURN_IF_ERROR(section.Read("item_ttl_seconds", &ttl_s));
+  if (ttl_s < 0) return Status::InvalidArgument("channels.item_ttl_seconds must not be negative");
+  channels.item_ttl_ms = ttl_s * 1000;
+  int64_t timeout_ms = channels.publish_timeout.count();
+  EF_RETURN_IF_ERROR(section.Read("publish_timeout_ms", &timeout_ms));
+  if (timeout_ms <= 0 || timeout_ms > 600'000) {
+    return Status::InvalidArgument("channels.publish_timeout_ms must be between 1 and 600000");
+  }
+  channels.publish_timeout = std::chrono::milliseconds(timeout_ms);
+  section.MarkKnown("notify");  // a list, read below
+  EF_RETURN_IF_ERROR(ReadNotifyRules(node && node.IsMap() ? node["notify"] : YAML::Node(),
+                                     &config->notify));
+  return section.CheckUnknown();
+}
+
 }  // namespace
+
+Result<HostPort> ParseBrokerUrl(std::string_view text) {
+  std::string_view rest = text;
+  bool url = false;
+  for (std::string_view scheme : {"mqtt://", "tcp://"}) {
+    if (rest.starts_with(scheme)) {
+      rest.remove_prefix(scheme.size());
+      url = true;
+    }
+  }
+  if (rest.starts_with("mqtts://") || rest.starts_with("ssl://") || rest.starts_with("ws")) {
+    return Error(Status::InvalidArgument("'" + std::string(text) +
+                                         "': only plain MQTT over TCP (mqtt://) is supported"));
+  }
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  // A URL may leave the port out: "mqtt://host", "mqtt://[::1]".
+  const bool has_port = rest.back() != ']' && rest.find(':') != std::string_view::npos;
+  std::string with_port(rest);
+  if (url && !rest.empty() && !has_port) with_port += ":1883";
+  auto parsed = ParseHostPort(with_port);
+  if (!parsed) return Error(std::move(parsed.error()));
+  if (parsed->port == 0) return Error(Status::InvalidArgument("the broker's port must not be 0"));
+  return *parsed;
+}
+
+Status ValidateChannels(const NodeConfig& config) {
+  const channels::ChannelsConfig& channels = config.channels;
+  if (Status s = channels::ValidateTenant(channels.tenant); !s.ok()) {
+    return Status::InvalidArgument("channels.tenant: " + s.message());
+  }
+  if (Status s = kv::ValidateNamespace(channels.ns); !s.ok()) {
+    return Status::InvalidArgument("channels.namespace: " + s.message());
+  }
+  const size_t packet = config.mqtt.broker.max_packet_bytes;
+  if (packet <= channels::kMessageOverheadBytes ||
+      channels.inline_max_bytes > packet - channels::kMessageOverheadBytes) {
+    return Status::InvalidArgument(
+        "channels.inline_max_bytes must leave room for the message envelope in the broker's "
+        "packet limit (mqtt.max_packet_bytes - " +
+        std::to_string(channels::kMessageOverheadBytes) + ")");
+  }
+  return Status::Ok();
+}
 
 Status ParseConfigYaml(std::string_view yaml_text, std::string_view source, NodeConfig* config) {
   YAML::Node root;
@@ -189,6 +329,9 @@ Status ParseConfigYaml(std::string_view yaml_text, std::string_view source, Node
   EF_RETURN_IF_ERROR(in_source(ReadKv(top.Child("kv"), &config->kv)));
   EF_RETURN_IF_ERROR(in_source(ReadHttp(top.Child("http"), &config->http)));
   EF_RETURN_IF_ERROR(in_source(ReadResp(top.Child("resp"), &config->resp)));
+  EF_RETURN_IF_ERROR(in_source(ReadMqtt(top.Child("mqtt"), &config->mqtt)));
+  EF_RETURN_IF_ERROR(in_source(ReadChannels(top.Child("channels"), root["channels"], config)));
+  EF_RETURN_IF_ERROR(in_source(ValidateChannels(*config)));
   return in_source(top.CheckUnknown());
 }
 
@@ -217,6 +360,8 @@ void FinalizeConfig(NodeConfig* config) {
     config->kv.record_cache_bytes = std::max<uint64_t>(memory / 8, uint64_t{64} << 20);
   }
   config->kv.dir = config->data_dir / "kv";
+  config->mqtt.broker.dir = config->data_dir / "mosquitto";
+  config->channels.max_packet_bytes = config->mqtt.broker.max_packet_bytes;
   // Without fsync a commit is a WAL append of microseconds: cheaper on the I/O thread than a hand-
   // off. With fsync it takes milliseconds, which the I/O thread should spend serving reads.
   config->resp.commit_on_io_thread = !config->kv.sync_writes;

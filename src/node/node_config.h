@@ -9,6 +9,9 @@
 
 #include "api/http_server.h"
 #include "api/resp_server.h"
+#include "channels/channel_publisher.h"
+#include "channels/key_change_notifier.h"
+#include "channels/mosquitto_config.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "kv/store.h"
@@ -18,6 +21,23 @@
 #endif
 
 namespace edgeflow::node {
+
+// The node's MQTT side: the Mosquitto broker it runs (or an external one it uses instead) and its
+// own client connections to it.
+struct MqttConfig {
+  bool enabled = true;  // false: no broker, no channels (the channel routes answer 503)
+  channels::BrokerConfig broker;  // broker.dir is derived: data_dir / "mosquitto"
+  // Use this broker ("mqtt://host:port" or "host:port") instead of running one; its limits are
+  // then its own business, and broker.* settings other than max_packet_bytes do not apply.
+  std::optional<HostPort> external_broker;
+  // The node's own credentials, needed when the broker has a password file or is external and
+  // requires them.
+  std::string username;
+  std::string password;
+};
+
+// "mqtt://host:port" or "host:port" (port 1883 when a mqtt:// URL has none).
+Result<HostPort> ParseBrokerUrl(std::string_view text);
 
 struct NodeConfig {
   NodeConfig() {
@@ -36,6 +56,9 @@ struct NodeConfig {
   kv::StoreOptions kv;              // kv.dir is derived: data_dir / "kv"
   api::HttpServerConfig http;
   api::RespServerConfig resp;
+  MqttConfig mqtt;
+  channels::ChannelsConfig channels;
+  std::vector<channels::NotifyRule> notify;  // key-change notifications (channels.notify)
 };
 
 // Reads a YAML config file over `config`. Unknown keys and bad values are errors that name the key.
@@ -44,6 +67,8 @@ Status LoadConfigFile(const std::filesystem::path& path, NodeConfig* config);
 Status ParseConfigYaml(std::string_view yaml_text, std::string_view source, NodeConfig* config);
 // The key and value size limits (config files and flags alike).
 Status ValidateKvLimits(const kv::StoreOptions& kv);
+// The channel settings against each other and the broker's packet limit.
+Status ValidateChannels(const NodeConfig& config);
 // Copies shared settings (limits, paths) into the component configs; call after all overrides.
 void FinalizeConfig(NodeConfig* config);
 

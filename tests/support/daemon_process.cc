@@ -51,6 +51,18 @@ Result<ListenInfo> ReadListenFile(const std::filesystem::path& path) {
     if (parsed->port == 0) return bad(std::string("reports port 0 for ") + field);
     *target = *parsed;
   }
+  // Present when the node runs channels (mqtt) and its own broker (mqtt_ws, broker_pid).
+  for (auto [field, target] : {std::pair{"mqtt", &info.mqtt}, std::pair{"mqtt_ws", &info.mqtt_ws}}) {
+    if (!doc.contains(field)) continue;
+    if (!doc[field].is_string()) return bad(std::string(field) + " is not a string");
+    auto parsed = ParseHostPort(doc[field].get<std::string>());
+    if (!parsed.has_value()) return bad(parsed.error().message());
+    *target = *parsed;
+  }
+  if (doc.contains("broker_pid")) {
+    if (!doc["broker_pid"].is_number_integer()) return bad("has a broker_pid that is no number");
+    info.broker_pid = doc["broker_pid"].get<pid_t>();
+  }
   return info;
 }
 
@@ -69,7 +81,8 @@ Result<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(DaemonOptions option
     args.push_back(options.data_dir.string());
   }
   if (options.pass_loopback_listen) {
-    args.insert(args.end(), {"--http-listen", "127.0.0.1:0", "--resp-listen", "127.0.0.1:0"});
+    args.insert(args.end(), {"--http-listen", "127.0.0.1:0", "--resp-listen", "127.0.0.1:0",
+                             "--mqtt-listen", "127.0.0.1:0", "--mqtt-ws-listen", "127.0.0.1:0"});
   }
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   {

@@ -31,7 +31,7 @@ struct DaemonOptions {
   std::filesystem::path data_dir;  // required: where the listen file is looked for
   // Pass --data-dir data_dir (turn off to test a data dir taken from a config file).
   bool pass_data_dir = true;
-  // Pass --http-listen 127.0.0.1:0 --resp-listen 127.0.0.1:0.
+  // Pass --http-listen, --resp-listen, --mqtt-listen and --mqtt-ws-listen 127.0.0.1:0.
   bool pass_loopback_listen = true;
   std::vector<std::string> extra_args;
   std::filesystem::path cwd;       // empty = the parent of data_dir
@@ -45,6 +45,9 @@ struct ListenInfo {
   std::string node_id;
   HostPort http;
   HostPort resp;
+  HostPort mqtt;     // port 0 when the node runs no channels
+  HostPort mqtt_ws;  // port 0 when the node runs no broker or no websockets listener
+  pid_t broker_pid = 0;
 };
 
 // Reads and checks a listen file; errors say what is wrong with it.
@@ -61,6 +64,7 @@ class DaemonProcess {
   const ListenInfo& listen() const { return listen_; }
   uint16_t http_port() const { return listen_.http.port; }
   uint16_t resp_port() const { return listen_.resp.port; }
+  uint16_t mqtt_port() const { return listen_.mqtt.port; }
   std::string http_url() const { return "http://" + listen_.http.ToString(); }
   pid_t pid() const { return child_->pid(); }
   std::filesystem::path listen_file() const;

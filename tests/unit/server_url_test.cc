@@ -1,8 +1,8 @@
-#include "cli/server_url.h"
+#include "client/server_url.h"
 
 #include <gtest/gtest.h>
 
-namespace edgeflow::cli {
+namespace edgeflow::client {
 namespace {
 
 TEST(ServerUrlTest, AcceptsTheUsualSpellings) {
@@ -33,4 +33,4 @@ TEST(ServerUrlTest, RejectsWhatCannotBeAServer) {
 }
 
 }  // namespace
-}  // namespace edgeflow::cli
+}  // namespace edgeflow::client

@@ -1,8 +1,8 @@
-#include "cli/server_url.h"
+#include "client/server_url.h"
 
 #include <charconv>
 
-namespace edgeflow::cli {
+namespace edgeflow::client {
 
 std::string ServerUrl::ToString() const {
   bool v6 = host.find(':') != std::string::npos;
@@ -61,4 +61,4 @@ Result<ServerUrl> ServerUrl::Parse(std::string_view text) {
   return url;
 }
 
-}  // namespace edgeflow::cli
+}  // namespace edgeflow::client

@@ -1,9 +1,9 @@
-#include "cli/http_client.h"
+#include "client/http_client.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-namespace edgeflow::cli {
+namespace edgeflow::client {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -174,4 +174,4 @@ Result<Response> HttpClient::Stream(const std::string& target, const Headers& he
   return parser.release();
 }
 
-}  // namespace edgeflow::cli
+}  // namespace edgeflow::client

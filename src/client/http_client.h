@@ -1,4 +1,4 @@
-// HttpClient: the CLI's connection to edgeflowd's HTTP API. One keep-alive connection, opened on
+// HttpClient: a client connection to edgeflowd's HTTP API. One keep-alive connection, opened on
 // first use; every operation has a deadline so that a stuck server cannot hang the CLI (except
 // event streams, which only give up after several missed keep-alives).
 //
@@ -22,10 +22,10 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
-#include "cli/server_url.h"
+#include "client/server_url.h"
 #include "common/status.h"
 
-namespace edgeflow::cli {
+namespace edgeflow::client {
 
 using Headers = std::map<std::string, std::string>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
@@ -60,4 +60,4 @@ class HttpClient {
   bool connected_ = false;
 };
 
-}  // namespace edgeflow::cli
+}  // namespace edgeflow::client

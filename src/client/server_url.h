@@ -1,4 +1,4 @@
-// ServerUrl: where the CLI finds edgeflowd's HTTP API ("http://127.0.0.1:7070").
+// ServerUrl: where clients find edgeflowd's HTTP API ("http://127.0.0.1:7070").
 #pragma once
 
 #include <cstdint>
@@ -7,7 +7,7 @@
 
 #include "common/status.h"
 
-namespace edgeflow::cli {
+namespace edgeflow::client {
 
 inline constexpr std::string_view kDefaultServer = "http://127.0.0.1:7070";
 
@@ -23,4 +23,4 @@ struct ServerUrl {
   static Result<ServerUrl> Parse(std::string_view text);
 };
 
-}  // namespace edgeflow::cli
+}  // namespace edgeflow::client
