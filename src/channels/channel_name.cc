@@ -54,6 +54,29 @@ Status ValidateChannelName(std::string_view name) {
   }
 }
 
+Status ValidateChannelPattern(std::string_view pattern) {
+  if (pattern.empty()) return Status::InvalidArgument("channel pattern is empty");
+  if (pattern.size() > kMaxChannelNameBytes) {
+    return Status::InvalidArgument("channel pattern is longer than " +
+                                   std::to_string(kMaxChannelNameBytes) + " bytes");
+  }
+  size_t start = 0;
+  for (;;) {
+    const size_t slash = pattern.find('/', start);
+    const bool last = slash == std::string_view::npos;
+    const std::string_view segment = pattern.substr(start, last ? slash : slash - start);
+    if (segment == "#" && !last) {
+      return Status::InvalidArgument("channel pattern '" + std::string(pattern) +
+                                     "': '#' may only be the last segment");
+    }
+    if (segment != "+" && segment != "#") {
+      EF_RETURN_IF_ERROR(ValidateSegment(segment, "channel pattern", pattern));
+    }
+    if (last) return Status::Ok();
+    start = slash + 1;
+  }
+}
+
 Status ValidateTenant(std::string_view tenant) {
   if (tenant.size() > 64) return Status::InvalidArgument("tenant is longer than 64 bytes");
   return ValidateSegment(tenant, "tenant", tenant);

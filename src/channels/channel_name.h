@@ -18,6 +18,9 @@ inline constexpr size_t kMaxChannelNameBytes = 200;
 
 // InvalidArgument naming what is wrong, or Ok.
 Status ValidateChannelName(std::string_view name);
+// A subscription pattern: a channel name whose segments may also be MQTT wildcards, '+' (any one
+// segment) or, as the last segment, '#' (any number of segments, including none).
+Status ValidateChannelPattern(std::string_view pattern);
 // Tenants follow the rules of a single channel segment.
 Status ValidateTenant(std::string_view tenant);
 

@@ -20,18 +20,42 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   result.ref.ns = request.ns.empty() ? config_.ns : request.ns;
   result.ref.key = request.key.empty() ? request.channel + "/" + result.item_id : request.key;
 
-  const bool fits_inline = request.data.size() + kMessageOverheadBytes <= config_.max_packet_bytes;
+  const int64_t ttl_ms = request.ttl_ms.value_or(config_.item_ttl_ms);
+  if (ttl_ms < 0) return Error(Status::InvalidArgument("ttl must not be negative"));
+
+  // The announcement, built before the put so that its exact size decides how the data travels
+  // (a long key travels twice in it: as the item id and, percent-encoded, in the reference). The
+  // version is filled in after the put; every version has the same length.
+  Envelope envelope;
+  envelope.item_id = result.item_id;
+  envelope.content_type = request.content_type;
+  envelope.ref = result.ref;
+  envelope.ref->version = kv::Version{}.ToString();
+  envelope.size = request.data.size();
+  envelope.produced_at_ms = now;
+  envelope.trace_id = result.trace_id;
+  // A message must not outlive its data: subscribers that get it can read the item.
+  if (ttl_ms > 0) {
+    envelope.expiry_seconds =
+        static_cast<uint32_t>(std::clamp<int64_t>(ttl_ms / 1000, 1, UINT32_MAX));
+  }
+  MqttMessage message;
+  message.topic = result.topic;
+  message.qos = 1;
+  WriteEnvelope(envelope, &message);
+  const bool fits_inline =
+      message.PacketBytes() + request.data.size() <= config_.max_packet_bytes;
   switch (request.mode) {
     case PublishRequest::Mode::kAuto:
       result.inline_data = request.data.size() <= config_.inline_max_bytes && fits_inline;
       break;
     case PublishRequest::Mode::kInline:
       if (!fits_inline) {
-        return Error(Status::ResourceExhausted(std::to_string(request.data.size()) +
-                                               " bytes do not fit in one message of the "
-                                               "broker (limit " +
-                                               std::to_string(config_.max_packet_bytes) +
-                                               " bytes); publish by reference instead"));
+        return Error(Status::ResourceExhausted(
+            std::to_string(request.data.size()) + " bytes and their envelope (" +
+            std::to_string(message.PacketBytes()) + " bytes) do not fit in one message of the "
+            "broker (limit " + std::to_string(config_.max_packet_bytes) +
+            " bytes); publish by reference instead"));
       }
       result.inline_data = true;
       break;
@@ -43,8 +67,6 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   // 1. The data, durably in EKV.
   kv::PutOptions put;
   put.content_type = request.content_type;
-  const int64_t ttl_ms = request.ttl_ms.value_or(config_.item_ttl_ms);
-  if (ttl_ms < 0) return Error(Status::InvalidArgument("ttl must not be negative"));
   if (ttl_ms > 0) put.ttl_ms = ttl_ms;
   auto written = store_->Put(result.ref.ns, result.ref.key, request.data, put);
   if (!written) return Error(std::move(written.error()));
@@ -52,24 +74,11 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   result.seq = written->seq;
 
   // 2. The announcement.
-  Envelope envelope;
-  envelope.item_id = result.item_id;
-  envelope.content_type = request.content_type;
-  envelope.ref = result.ref;
-  envelope.size = request.data.size();
+  envelope.ref->version = result.ref.version;
   envelope.inline_data = result.inline_data;
-  envelope.produced_at_ms = now;
-  envelope.trace_id = result.trace_id;
-  // A message must not outlive its data: subscribers that get it can read the item.
-  if (ttl_ms > 0) {
-    envelope.expiry_seconds =
-        static_cast<uint32_t>(std::clamp<int64_t>(ttl_ms / 1000, 1, UINT32_MAX));
-  }
-  MqttMessage message;
-  message.topic = result.topic;
-  message.qos = 1;
-  if (result.inline_data) message.payload.assign(request.data);
+  message.user_properties.clear();
   WriteEnvelope(envelope, &message);
+  if (result.inline_data) message.payload.assign(request.data);
   if (Status s = mqtt_->Publish(message, config_.publish_timeout); !s.ok()) {
     return Error(Status(s.code(), s.message() + "; the data is stored at " + RefPath(result.ref) +
                                       " (version " + result.ref.version + ", item id " +

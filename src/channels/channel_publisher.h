@@ -28,7 +28,9 @@
 
 namespace edgeflow::channels {
 
-// Room for the topic and the envelope's properties in a message, besides the payload.
+// Room for the topic and the envelope's properties in a message, besides the payload: the config
+// keeps inline_max_bytes this far below the broker's packet limit. Publish() checks the real size
+// of each message, so data whose envelope is larger still (a very long key) travels by reference.
 inline constexpr size_t kMessageOverheadBytes = 4096;
 
 struct ChannelsConfig {

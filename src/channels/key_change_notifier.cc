@@ -25,7 +25,7 @@ Status ValidateNotifyRules(const std::vector<NotifyRule>& rules) {
     if (Status s = kv::ValidateNamespace(rule.ns); !s.ok()) {
       return Status::InvalidArgument(where + "namespace: " + s.message());
     }
-    if (rule.ns == kSystemNamespace) {
+    if (rule.ns == kv::kNodeStateNamespace) {
       return Status::InvalidArgument(where + "namespace '" + rule.ns +
                                      "' holds the node's own state and cannot be watched");
     }
@@ -65,7 +65,7 @@ Status KeyChangeNotifier::Start() {
   const uint64_t start_seq = store_->LastSeq() + 1;
   for (RuleState& state : rules_) {
     state.next_seq = start_seq;
-    auto saved = store_->Get(kSystemNamespace, state.progress_key);
+    auto saved = store_->Get(kv::kNodeStateNamespace, state.progress_key);
     if (saved) {
       uint64_t seq = 0;
       const std::string& text = saved->value;
@@ -76,10 +76,14 @@ Status KeyChangeNotifier::Start() {
         log::Warn("bad saved notify position; starting at the newest change",
                   {{"key", state.progress_key}});
       }
-    } else if (!saved.error().Is(ErrorCode::kNotFound)) {
+    } else if (saved.error().Is(ErrorCode::kNotFound)) {
+      state.unsaved = true;  // a new rule: record where it starts, so a restart resumes there
+    } else {
       return saved.error();
     }
   }
+  last_save_ = std::chrono::steady_clock::now();
+  SaveProgress(/*force=*/true);
   {
     std::lock_guard lock(mu_);
     stop_ = false;
@@ -93,7 +97,6 @@ Status KeyChangeNotifier::Start() {
     cv_.notify_one();
   });
   listening_ = true;
-  last_save_ = std::chrono::steady_clock::now();
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
 }
@@ -212,9 +215,11 @@ void KeyChangeNotifier::SaveProgress(bool force) {
   if (!force && now - last_save_ < kSaveInterval) return;
   last_save_ = now;
   for (RuleState& state : rules_) {
-    if (!state.unsaved) continue;
+    // A forced save (start, stop) records every rule: one that announced nothing still moved
+    // past the changes it did not match, and must not see them again after a restart.
+    if (!state.unsaved && !force) continue;
     auto written =
-        store_->Put(kSystemNamespace, state.progress_key, std::to_string(state.next_seq));
+        store_->Put(kv::kNodeStateNamespace, state.progress_key, std::to_string(state.next_seq));
     if (written) {
       state.unsaved = false;
     } else {

@@ -7,9 +7,10 @@
 // it (HTTP, RESP, put-then-publish, functions), in commit order. Delivery is at least once: a
 // change is announced with QoS 1 and the notifier moves on only once the broker acknowledged it
 // (while the broker is down it retries, and the changes wait in the log). How far each rule got is
-// saved in the store (namespace `_edgeflow`, key `notify/<ns>/<channel>`) at most once a second,
-// so after a restart the rule resumes where it was; a crash may announce the last second's
-// changes again. A rule that has no saved position starts with the changes made after Start().
+// saved in the store (namespace `_edgeflow`, key `notify/<ns>/<channel>`) at Start(), at Stop()
+// and at most once a second in between, so after a restart the rule resumes where it was; a
+// crash may announce the last second's changes again. A rule that has no saved position starts
+// with the changes made after Start().
 // If the node was down for longer than the change log keeps records, the changes that fell out
 // of the log are skipped, logged and counted in skipped_records().
 //
@@ -38,8 +39,6 @@ struct NotifyRule {
   std::string channel;
 };
 
-// The namespace where the node keeps its own state (notifier positions); rules cannot watch it.
-inline constexpr std::string_view kSystemNamespace = "_edgeflow";
 
 // InvalidArgument naming the rule (by its position) and what is wrong with it.
 Status ValidateNotifyRules(const std::vector<NotifyRule>& rules);

@@ -231,8 +231,22 @@ Status MqttClient::Publish(const MqttMessage& message, std::chrono::milliseconds
     const int rc = mosquitto_publish_v5(
         mosq_, &mid, message.topic.c_str(), static_cast<int>(message.payload.size()),
         message.payload.data(), message.qos, message.retain, properties.head);
+    if (rc == MOSQ_ERR_NO_CONN && message.qos > 0) {
+      // libmosquitto queued the message before it found the connection down, and sends it
+      // itself after the reconnect: publishing again would deliver it twice. Wait for its ack.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      Status acked =
+          AwaitAck(&publish_acks_, mid, std::max(left, std::chrono::milliseconds(0)), "publish");
+      if (!acked.ok() && acked.Is(ErrorCode::kUnavailable)) {
+        return Status::Unavailable("MQTT broker " + options_.broker.ToString() +
+                                   " is not reachable (the message stays queued in this process "
+                                   "and is sent if the broker comes back)");
+      }
+      return acked;
+    }
     if (rc == MOSQ_ERR_NO_CONN) {
-      // The broker is away: wait for the reconnect, within the caller's time.
+      // QoS 0 is not queued: wait for the reconnect, within the caller's time, and send again.
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0 || !WaitConnected(left)) {

@@ -20,23 +20,6 @@ namespace {
 
 std::string Quoted(const std::string& version) { return "\"" + version + "\""; }
 
-Result<std::string> ReadAll(std::FILE* file) {
-  std::string data;
-  char buf[64 << 10];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), file)) > 0) data.append(buf, n);
-  if (std::ferror(file)) return Error(Status::IoError("cannot read standard input"));
-  return data;
-}
-
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(Status::InvalidArgument("cannot open '" + path + "' for reading"));
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return Error(Status::IoError("cannot read '" + path + "'"));
-  return data;
-}
-
 // Unix milliseconds as "2025-01-31T12:00:00.000Z".
 std::string FormatTime(int64_t ms) {
   std::time_t seconds = static_cast<std::time_t>(ms / 1000);
@@ -66,12 +49,7 @@ std::string CliCommands::ItemTarget(const std::string& ns, const std::string& ke
   return "/v1/kv/" + PercentEncode(ns, false) + "/" + PercentEncode(key, true);
 }
 
-int CliCommands::Fail(const Status& status) {
-  std::fprintf(err_, "edgeflow: %s\n", status.message().c_str());
-  if (status.Is(ErrorCode::kUnavailable)) return kExitUnavailable;
-  if (status.Is(ErrorCode::kInvalidArgument) || status.Is(ErrorCode::kIoError)) return kExitUsage;
-  return kExitRefused;
-}
+int CliCommands::Fail(const Status& status) { return ReportFailure(err_, status); }
 
 int CliCommands::Refused(const Response& res) {
   std::string code = "HTTP_" + std::to_string(res.result_int());
@@ -111,25 +89,9 @@ int CliCommands::Node() {
 }
 
 int CliCommands::KvPut(const KvPutArgs& args) {
-  std::string value;
-  if (!args.file.empty() && args.value) {
-    return Fail(
-        Status::InvalidArgument("give the value either as an argument or with -f, not both"));
-  }
-  if (!args.file.empty()) {
-    auto data = ReadFile(args.file);
-    if (!data) return Fail(data.error());
-    value = std::move(*data);
-  } else if (args.value && *args.value == "-") {
-    auto data = ReadAll(stdin);
-    if (!data) return Fail(data.error());
-    value = std::move(*data);
-  } else if (args.value) {
-    value = *args.value;
-  } else {
-    return Fail(
-        Status::InvalidArgument("no value: give VALUE, '-' to read standard input, or -f FILE"));
-  }
+  auto input = ReadInputValue(args.value, args.file);
+  if (!input) return Fail(input.error());
+  std::string value = std::move(*input);
   if (args.if_absent && !args.if_version.empty()) {
     return Fail(Status::InvalidArgument("--if-absent and --if-version cannot be combined"));
   }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "cli/cli_input.h"
 #include "client/http_client.h"
 
 namespace edgeflow::cli {
@@ -19,10 +20,6 @@ using client::Headers;
 using client::HttpClient;
 using client::Response;
 
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRefused = 1;
-inline constexpr int kExitUnavailable = 2;
-inline constexpr int kExitUsage = 64;
 
 struct KvPutArgs {
   std::string ns;

@@ -1,4 +1,5 @@
-// edgeflow: command-line client of edgeflowd (EKV over the HTTP API).
+// edgeflow: command-line client of edgeflowd (EKV and channels over the HTTP API; subscriptions
+// straight from the node's MQTT broker).
 //
 //   edgeflow [--server URL] kv put NS KEY [VALUE|-] [-f FILE] [--ttl T] [--content-type T]
 //                                 [--if-version V] [--if-absent]
@@ -6,6 +7,11 @@
 //   edgeflow kv del NS KEY [--if-version V]
 //   edgeflow kv ls NS [PREFIX] [--limit N] [--all] [--start-after K] [--json]
 //   edgeflow kv watch NS [PREFIX] [--from-seq N] [--json]
+//   edgeflow pub CHANNEL [DATA|-] [-f FILE] [--key K] [--ns NS] [--ttl T] [--content-type T]
+//                [--mode auto|inline|ref] [--traceparent TP] [--json]
+//   edgeflow sub CHANNEL... [--session NAME] [--qos 0|1] [-n COUNT] [-W SECONDS] [-v] [--json]
+//                [--no-resolve]
+//   edgeflow channels [--json]
 //   edgeflow node | health | --version
 #include <chrono>
 #include <cstdio>
@@ -15,8 +21,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/channel_commands.h"
 #include "cli/cli_commands.h"
-#include "client/http_client.h"
+#include "client/edge_client.h"
 #include "client/server_url.h"
 
 namespace {
@@ -101,6 +108,49 @@ int main(int argc, char** argv) {
       watch->add_option("--from-seq", from_seq, "Start at this change-log sequence number");
   watch->add_flag("--json", watch_args.json, "Print each change as its JSON record");
 
+  edgeflow::cli::PubArgs pub_args;
+  std::string pub_value, pub_mode = "auto";
+  auto* pub = app.add_subcommand("pub", "Put data into EKV and publish it on a channel");
+  pub->add_option("channel", pub_args.channel, "Channel name, e.g. cams/front")->required();
+  auto* pub_value_option =
+      pub->add_option("data", pub_value, "The data, or '-' to read it from standard input");
+  pub->add_option("-f,--file", pub_args.file, "Read the data from this file");
+  pub->add_option("--key", pub_args.options.key, "Store under this key (also the item id)");
+  pub->add_option("--ns", pub_args.options.ns, "EKV namespace (default: the node's)");
+  pub->add_option("--ttl", pub_args.options.ttl,
+                  "The stored data expires after this long (30, 250ms, 5m, 2h) or 'none'");
+  pub->add_option("--content-type", pub_args.options.content_type, "Content type of the data");
+  pub->add_option("--mode", pub_mode, "auto, inline or ref (claim check)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "inline", "ref"}));
+  pub->add_option("--traceparent", pub_args.options.traceparent,
+                  "W3C trace context to continue");
+  pub->add_flag("--json", pub_args.json, "Print the node's answer as JSON");
+
+  edgeflow::cli::SubArgs sub_args;
+  auto* sub = app.add_subcommand(
+      "sub", "Print messages of channels as they arrive, with referenced data read from EKV");
+  sub->add_option("channels", sub_args.channels,
+                  "Channel names or patterns ('+' one segment, final '#' any rest)")
+      ->required();
+  sub->add_option("--session", sub_args.session,
+                  "Persistent session name: messages sent while away are kept for it");
+  sub->add_option("--qos", sub_args.qos, "0 or 1")->capture_default_str()->check(
+      CLI::Range(0, 1));
+  sub->add_option("-n,--count", sub_args.count, "Exit after this many messages");
+  sub->add_option("-W,--wait", sub_args.wait_seconds,
+                  "Give up after this many seconds (exit 1 if --count was not reached)")
+      ->check(CLI::Range(0.0, 86400.0 * 365));
+  sub->add_flag("-v,--verbose", sub_args.verbose, "Print the channel before each message");
+  sub->add_flag("--json", sub_args.json, "Print each message with its envelope as JSON");
+  sub->add_flag("!--no-resolve", sub_args.resolve,
+                "Do not read referenced data (print the envelope only with --json)");
+
+  bool channels_json = false;
+  auto* channels =
+      app.add_subcommand("channels", "List the channels seen by the node, with message rates");
+  channels->add_flag("--json", channels_json, "Print the node's answer as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -113,9 +163,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "edgeflow: %s\n", url.error().message().c_str());
     return kExitUsage;
   }
-  edgeflow::client::HttpClient client(
+  edgeflow::client::EdgeClient node_client(
       *url, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
-  edgeflow::cli::CliCommands commands(&client, stdout, stderr);
+  edgeflow::cli::CliCommands commands(&node_client.http(), stdout, stderr);
+  edgeflow::cli::ChannelCommands channel_commands(&node_client, stdout, stderr);
 
   try {
     if (*health) return commands.Health();
@@ -127,6 +178,16 @@ int main(int argc, char** argv) {
     if (*get) return commands.KvGet(get_ns, get_key, get_meta, get_output);
     if (*del) return commands.KvDelete(del_ns, del_key, del_if_version);
     if (*ls) return commands.KvList(ls_args);
+    if (*pub) {
+      if (*pub_value_option) pub_args.value = pub_value;
+      using Mode = edgeflow::client::PublishOptions::Mode;
+      pub_args.options.mode = pub_mode == "inline" ? Mode::kInline
+                              : pub_mode == "ref"  ? Mode::kReference
+                                                   : Mode::kAuto;
+      return channel_commands.Publish(pub_args);
+    }
+    if (*sub) return channel_commands.Subscribe(sub_args);
+    if (*channels) return channel_commands.List(channels_json);
     if (*watch) {
       if (*from_seq_option) watch_args.from_seq = from_seq;
       return commands.KvWatch(watch_args);

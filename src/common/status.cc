@@ -19,6 +19,14 @@ std::string_view ErrorCodeName(ErrorCode code) {
   return "UNKNOWN";
 }
 
+ErrorCode ErrorCodeFromName(std::string_view name) {
+  for (int i = 1; i <= static_cast<int>(ErrorCode::kInternal); ++i) {
+    const auto code = static_cast<ErrorCode>(i);
+    if (ErrorCodeName(code) == name) return code;
+  }
+  return ErrorCode::kInternal;
+}
+
 std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string out(ErrorCodeName(code_));

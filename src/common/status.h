@@ -27,6 +27,8 @@ enum class ErrorCode {
 };
 
 std::string_view ErrorCodeName(ErrorCode code);
+// The code named `name` ("NOT_FOUND", as ErrorCodeName gives it), or kInternal for unknown names.
+ErrorCode ErrorCodeFromName(std::string_view name);
 
 class [[nodiscard]] Status {
  public:

@@ -164,6 +164,10 @@ class Store {
 
 // Validation shared by the front-ends, so that they can reject bad input before touching the store.
 Status ValidateNamespace(std::string_view ns);
+// The namespace where the node keeps its own state (for example the positions of key-change
+// notifiers). Clients may read it but not write it: the front-ends check ValidateClientWritable.
+inline constexpr std::string_view kNodeStateNamespace = "_edgeflow";
+Status ValidateClientWritable(std::string_view ns);
 Status ValidateKey(std::string_view key, size_t max_key_bytes);
 
 }  // namespace edgeflow::kv

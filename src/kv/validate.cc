@@ -4,6 +4,14 @@
 
 namespace edgeflow::kv {
 
+Status ValidateClientWritable(std::string_view ns) {
+  if (ns == kNodeStateNamespace) {
+    return Status::InvalidArgument("namespace '" + std::string(ns) +
+                                   "' holds the node's own state and is read-only for clients");
+  }
+  return Status::Ok();
+}
+
 Status ValidateNamespace(std::string_view ns) {
   if (ns.empty()) return Status::InvalidArgument("namespace must not be empty");
   if (ns.size() > 64) {

@@ -148,9 +148,9 @@ Status Node::StartChannels() {
   EF_RETURN_IF_ERROR(monitor_mqtt_->Start());
   // The managed broker is healthy by now, so the connections come up at once; an external
   // broker may be away, and the node then serves EKV while its clients keep reconnecting.
-  constexpr auto kConnectWait = std::chrono::seconds(10);
-  const bool connected = mqtt_->WaitConnected(kConnectWait) &&
-                         monitor_mqtt_->WaitConnected(kConnectWait);
+  // An external broker gets a short wait only: the node must not hold EKV back for it.
+  const auto wait = broker_ ? std::chrono::seconds(10) : std::chrono::seconds(1);
+  const bool connected = mqtt_->WaitConnected(wait) && monitor_mqtt_->WaitConnected(wait);
   if (!connected) {
     const std::string address = ClientOptions("pub").broker.ToString();
     if (broker_) return Status::Unavailable("cannot connect to the MQTT broker at " + address);

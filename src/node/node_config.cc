@@ -166,7 +166,9 @@ Status ReadResp(Section section, api::RespServerConfig* resp) {
   if (resp->io_threads > 256) {
     return Status::InvalidArgument("resp.io_threads must be between 0 (automatic) and 256");
   }
-  if (Status s = kv::ValidateNamespace(resp->default_namespace); !s.ok()) {
+  Status ns_status = kv::ValidateNamespace(resp->default_namespace);
+  if (ns_status.ok()) ns_status = kv::ValidateClientWritable(resp->default_namespace);
+  if (Status s = ns_status; !s.ok()) {
     return Status::InvalidArgument("resp.default_namespace: " + s.message());
   }
   return section.CheckUnknown();
@@ -275,15 +277,20 @@ Result<HostPort> ParseBrokerUrl(std::string_view text) {
       url = true;
     }
   }
-  if (rest.starts_with("mqtts://") || rest.starts_with("ssl://") || rest.starts_with("ws")) {
-    return Error(Status::InvalidArgument("'" + std::string(text) +
-                                         "': only plain MQTT over TCP (mqtt://) is supported"));
+  for (std::string_view scheme : {"mqtts://", "ssl://", "ws://", "wss://"}) {
+    if (rest.starts_with(scheme)) {
+      return Error(Status::InvalidArgument("'" + std::string(text) +
+                                           "': only plain MQTT over TCP (mqtt://) is supported"));
+    }
   }
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.empty()) {
+    return Error(Status::InvalidArgument("'" + std::string(text) + "' names no broker host"));
+  }
   // A URL may leave the port out: "mqtt://host", "mqtt://[::1]".
   const bool has_port = rest.back() != ']' && rest.find(':') != std::string_view::npos;
   std::string with_port(rest);
-  if (url && !rest.empty() && !has_port) with_port += ":1883";
+  if (url && !has_port) with_port += ":1883";
   auto parsed = ParseHostPort(with_port);
   if (!parsed) return Error(std::move(parsed.error()));
   if (parsed->port == 0) return Error(Status::InvalidArgument("the broker's port must not be 0"));
@@ -295,7 +302,9 @@ Status ValidateChannels(const NodeConfig& config) {
   if (Status s = channels::ValidateTenant(channels.tenant); !s.ok()) {
     return Status::InvalidArgument("channels.tenant: " + s.message());
   }
-  if (Status s = kv::ValidateNamespace(channels.ns); !s.ok()) {
+  Status ns_status = kv::ValidateNamespace(channels.ns);
+  if (ns_status.ok()) ns_status = kv::ValidateClientWritable(channels.ns);
+  if (Status s = ns_status; !s.ok()) {
     return Status::InvalidArgument("channels.namespace: " + s.message());
   }
   const size_t packet = config.mqtt.broker.max_packet_bytes;

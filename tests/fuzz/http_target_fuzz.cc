@@ -48,8 +48,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(again->ns == match->ns);
       Check(again->key == match->key);
     }
+    if (match->route == HttpRoute::kChannelPublish && !match->channel.empty()) {
+      // The publish resource of a decoded channel name routes back to that channel.
+      auto again = MatchRoute(HttpMethod::kPost,
+                              "/v1/channels/" + PercentEncode(match->channel, true) + "/publish");
+      Check(again.has_value());
+      Check(again->route == HttpRoute::kChannelPublish);
+      Check(again->channel == match->channel);
+    }
     Check(!match->allow.empty());
   }
+
+  const std::string trace_id = TraceIdFromTraceparent(input);
+  Check(trace_id.empty() || (trace_id.size() == 32 &&
+                             trace_id.find_first_not_of("0123456789abcdef") == std::string::npos));
 
   for (bool plus : {false, true}) {
     auto decoded = PercentDecode(input, plus);

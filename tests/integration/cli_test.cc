@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ class CliTest : public DaemonTest {
     return RunCommand(CliBinary(), WithServer(std::move(args)), options);
   }
 
+
+ public:
+  // For helpers outside the fixture.
+  CommandResult RunCli(std::vector<std::string> args) { return Cli(std::move(args)); }
+
+ protected:
   std::unique_ptr<ChildProcess> StartCli(std::vector<std::string> args) {
     auto child = ChildProcess::Spawn(CliBinary(), WithServer(std::move(args)));
     EXPECT_TRUE(child.has_value()) << child.error().ToString();
@@ -279,6 +286,138 @@ TEST_F(CliTest, ReportsWhenTheDaemonStops) {
   EXPECT_FALSE(watch->Stderr().empty());
 }
 
+// Publishes `data` on `channel` with `extra` flags until `sub` prints `expected` (the subscriber
+// may not have subscribed yet when the first publications go out), bounded in count and time.
+bool PublishUntilSeen(CliTest* test, ChildProcess* sub, const std::string& channel,
+                      const std::string& data, const std::vector<std::string>& extra,
+                      const std::string& expected);
+
+TEST_F(CliTest, PubPrintsTheItemIdAndStoresTheData) {
+  auto pub = Cli({"pub", "cams/front", "frame-1", "--key", "f1", "--content-type", "text/plain"});
+  ASSERT_EQ(pub.exit_code(), 0) << pub.Describe();
+  EXPECT_EQ(pub.out, "f1\n");
+  EXPECT_TRUE(Contains(pub.err, "inline")) << pub.Describe();
+  EF_ASSERT_OK_AND_ASSIGN(auto stored, http_->Get("/v1/kv/channels/f1"));
+  EXPECT_EQ(stored.body, "frame-1");
+
+  auto by_ref = Cli({"pub", "cams/front", "-", "--mode", "ref", "--json"}, "from stdin");
+  ASSERT_EQ(by_ref.exit_code(), 0) << by_ref.Describe();
+  auto json = nlohmann::json::parse(by_ref.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << by_ref.out;
+  EXPECT_FALSE(json.value("inline", true));
+  EF_ASSERT_OK_AND_ASSIGN(auto ref, http_->Get(json.value("ref", std::string("/none"))));
+  EXPECT_EQ(ref.body, "from stdin");
+}
+
+TEST_F(CliTest, SubPrintsInlineAndReferencedData) {
+  auto sub = StartCli({"sub", "cams/+", "-v"});
+  ASSERT_NE(sub, nullptr);
+  ASSERT_TRUE(PublishUntilSeen(this, sub.get(), "cams/front", "inline-data", {},
+                               "cams/front inline-data\n"))
+      << sub->Stderr();
+  // By reference the message carries no data: the CLI reads it from EKV.
+  ASSERT_TRUE(PublishUntilSeen(this, sub.get(), "cams/back", "referenced-data", {"--mode", "ref"},
+                               "cams/back referenced-data\n"))
+      << sub->Stderr();
+  sub->Signal(SIGTERM);
+  sub->Finish(std::chrono::seconds(5));
+}
+
+TEST_F(CliTest, SubJsonCountAndWait) {
+  auto sub = StartCli({"sub", "jobs", "--json", "-n", "1", "-W", "20"});
+  ASSERT_NE(sub, nullptr);
+  ASSERT_TRUE(PublishUntilSeen(this, sub.get(), "jobs", "job-data", {"--key", "job-7"}, "job-7"))
+      << sub->Stderr();
+  auto exit = sub->Wait(std::chrono::seconds(10));
+  ASSERT_TRUE(exit.has_value()) << "sub -n 1 kept running after its message";
+  EXPECT_EQ(exit->exit_code, 0) << sub->Stderr();
+  auto json = nlohmann::json::parse(SplitLines(sub->Stdout()).at(0), nullptr, false);
+  ASSERT_TRUE(json.is_object()) << sub->Stdout();
+  EXPECT_EQ(json.value("item_id", ""), "job-7");
+  EXPECT_EQ(json.value("data", ""), "job-data");
+  EXPECT_EQ(json.value("channel", ""), "jobs");
+  EXPECT_EQ(json.value("ref", ""), "/v1/kv/channels/job-7");
+
+  // Nothing arrives: -W ends the wait, and the shortfall is an error.
+  auto idle = Cli({"sub", "quiet", "-n", "1", "-W", "0.5"});
+  EXPECT_EQ(idle.exit_code(), 1) << idle.Describe();
+  EXPECT_TRUE(Contains(idle.err, "0 of 1")) << idle.Describe();
+}
+
+TEST_F(CliTest, ChannelsListsRates) {
+  for (int i = 0; i < 3; ++i) {
+    auto pub = Cli({"pub", "metrics/cpu", std::to_string(i)});
+    ASSERT_EQ(pub.exit_code(), 0) << pub.Describe();
+  }
+  // The node counts messages through its own subscription: wait for it to see all three.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  CommandResult list;
+  do {
+    list = Cli({"channels", "--json"});
+    ASSERT_EQ(list.exit_code(), 0) << list.Describe();
+    auto json = nlohmann::json::parse(list.out, nullptr, false);
+    ASSERT_TRUE(json.is_object()) << list.out;
+    bool counted = false;
+    for (const auto& channel : json["channels"]) {
+      counted = counted || (channel.value("name", "") == "metrics/cpu" &&
+                            channel.value("messages", 0) == 3);
+    }
+    if (counted) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  ASSERT_LT(std::chrono::steady_clock::now(), deadline) << list.out;
+  auto table = Cli({"channels"});
+  EXPECT_EQ(table.exit_code(), 0) << table.Describe();
+  EXPECT_EQ(FirstColumn(table.out), (std::vector<std::string>{"CHANNEL", "metrics/cpu"}));
+}
+
+TEST_F(CliTest, ChannelErrorsAreClear) {
+  auto bad_name = Cli({"pub", "a//b", "x"});
+  EXPECT_EQ(bad_name.exit_code(), 64) << bad_name.Describe();
+  EXPECT_TRUE(Contains(bad_name.err, "empty segment")) << bad_name.Describe();
+  auto bad_pattern = Cli({"sub", "a/#/b"});
+  EXPECT_EQ(bad_pattern.exit_code(), 64) << bad_pattern.Describe();
+  EXPECT_TRUE(Contains(bad_pattern.err, "'#'")) << bad_pattern.Describe();
+  auto bad_mode = Cli({"pub", "a", "x", "--mode", "sideways"});
+  EXPECT_NE(bad_mode.exit_code(), 0) << bad_mode.Describe();
+  auto reserved = Cli({"pub", "a", "x", "--ns", "_edgeflow"});
+  EXPECT_EQ(reserved.exit_code(), 64) << reserved.Describe();
+  EXPECT_TRUE(Contains(reserved.err, "read-only")) << reserved.Describe();
+}
+
+TEST_F(CliTest, ChannelsOffIsReported) {
+  http_.reset();
+  daemon_.reset();
+  DaemonOptions options;
+  options.data_dir = temp_.Sub("no-mqtt");
+  options.extra_args = {"--no-mqtt"};
+  daemon_ = StartDaemon(options);
+  ASSERT_NE(daemon_, nullptr);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"pub", "a", "x"}, std::vector<std::string>{"sub", "a"},
+        std::vector<std::string>{"channels"}}) {
+    auto r = Cli(args);
+    EXPECT_EQ(r.exit_code(), 2) << r.Describe();
+    EXPECT_TRUE(Contains(r.err, "turned off")) << r.Describe();
+  }
+}
+
+bool PublishUntilSeen(CliTest* test, ChildProcess* sub, const std::string& channel,
+                      const std::string& data, const std::vector<std::string>& extra,
+                      const std::string& expected) {
+  for (int i = 0; i < 50; ++i) {
+    std::vector<std::string> args = {"pub", channel, data};
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (test->RunCli(args).exit_code() != 0) return false;
+    if (sub->WaitForStdout(
+            [&](const std::string& out) { return out.find(expected) != std::string::npos; },
+            std::chrono::milliseconds(200))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 class CliWithoutDaemonTest : public ::testing::Test {};
 
 TEST_F(CliWithoutDaemonTest, CannotConnectIsReportedWithExitCode2) {
@@ -293,6 +432,9 @@ TEST_F(CliWithoutDaemonTest, CannotConnectIsReportedWithExitCode2) {
       {"kv", "del", "ns", "k"},
       {"kv", "ls", "ns"},
       {"kv", "watch", "ns"},
+      {"pub", "ch", "v"},
+      {"sub", "ch"},
+      {"channels"},
   };
   for (auto args : commands) {
     SCOPED_TRACE(args.size() > 1 ? args[1] : args[0]);

@@ -17,7 +17,9 @@ class DaemonLifecycleTest : public DaemonTest {
   // Runs edgeflowd to completion (it is expected to refuse to start) with its data dir in the
   // temp dir, so that nothing is ever created in the test's working directory.
   CommandResult RunDaemonExpectingExit(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--data-dir", temp_.Sub("refused-data").string()});
+    // The broker gets a free port too: a fixed one may belong to another node on this machine.
+    args.insert(args.begin(), {"--data-dir", temp_.Sub("refused-data").string(), "--mqtt-listen",
+                               "127.0.0.1:0", "--mqtt-ws-listen", "off"});
     CommandOptions options;
     options.cwd = temp_.path();
     options.timeout = std::chrono::seconds(20);
@@ -215,6 +217,7 @@ TEST_F(DaemonLifecycleTest, FlagsOverrideConfigFile) {
       WriteFile("node.yaml", "data_dir: " + temp_.Sub("from-config").string() +
                                  "\nhttp:\n  listen: \"127.0.0.1:" + std::to_string(held.port()) +
                                  "\"\nresp:\n  listen: \"127.0.0.1:0\"\n"
+                                 "mqtt:\n  listen: \"127.0.0.1:0\"\n  ws_listen: \"off\"\n"
                                  "log:\n  level: warn\n");
   DaemonOptions options;
   options.data_dir = temp_.Sub("from-config");

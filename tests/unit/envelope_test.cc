@@ -81,6 +81,64 @@ TEST(EnvelopeTest, MalformedPropertiesAreClearErrors) {
   EXPECT_FALSE(with("ef-produced-at", "-x"));
 }
 
+TEST(EnvelopeTest, KeyChangesRoundTrip) {
+  for (Envelope::Change change : {Envelope::Change::kPut, Envelope::Change::kDelete}) {
+    Envelope in;
+    in.item_id = "front/1";
+    in.ref = ItemRef{"cams", "front/1", "0000000000000002-00000000000000bb"};
+    in.size = change == Envelope::Change::kPut ? 42 : 0;
+    in.inline_data = false;
+    in.change = change;
+    MqttMessage message;
+    WriteEnvelope(in, &message);
+    ASSERT_NE(message.UserProperty("ef-change"), nullptr);
+    EXPECT_EQ(*message.UserProperty("ef-change"),
+              change == Envelope::Change::kPut ? "put" : "delete");
+
+    auto out = ReadEnvelope(message);
+    ASSERT_TRUE(out) << out.error().ToString();
+    EXPECT_EQ(out->change, change);
+    ASSERT_TRUE(out->ref);
+    EXPECT_EQ(out->ref->ns, "cams");
+    EXPECT_EQ(out->ref->key, "front/1");
+    EXPECT_EQ(out->ref->version, in.ref->version);
+    EXPECT_FALSE(out->inline_data);
+    EXPECT_EQ(out->size, in.size);
+  }
+  // Ordinary channel messages carry no ef-change and read as none.
+  Envelope plain;
+  plain.ref = ItemRef{"ns", "k", ""};
+  MqttMessage message;
+  WriteEnvelope(plain, &message);
+  EXPECT_EQ(message.UserProperty("ef-change"), nullptr);
+  auto out = ReadEnvelope(message);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->change, Envelope::Change::kNone);
+}
+
+TEST(EnvelopeTest, BadKeyChangesAreInvalidArgument) {
+  MqttMessage bad_value;
+  bad_value.user_properties = {{"ef-ref", "/v1/kv/ns/k"}, {"ef-change", "update"}};
+  auto out = ReadEnvelope(bad_value);
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(out.error().message().find("ef-change"), std::string::npos) << out.error().message();
+
+  // A change says what happened to an item, so it must say which item.
+  for (const char* change : {"put", "delete"}) {
+    MqttMessage no_ref;
+    no_ref.user_properties = {{"ef-change", change}};
+    out = ReadEnvelope(no_ref);
+    ASSERT_FALSE(out) << change;
+    EXPECT_EQ(out.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(out.error().message().find("ef-ref"), std::string::npos) << out.error().message();
+  }
+  // Case matters, like the other ef-* flags.
+  MqttMessage upper;
+  upper.user_properties = {{"ef-ref", "/v1/kv/ns/k"}, {"ef-change", "PUT"}};
+  EXPECT_FALSE(ReadEnvelope(upper));
+}
+
 TEST(EnvelopeTest, ItemIdsSortByTimeAndDoNotCollide) {
   std::set<std::string> ids;
   for (int i = 0; i < 1000; ++i) ids.insert(NewItemId(1'700'000'000'000 + i / 10));

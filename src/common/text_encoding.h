@@ -1,0 +1,17 @@
+// Text encodings the node's interfaces need: checking UTF-8 (JSON strings, mosquitto.conf lines)
+// and base64 (binary keys and data in JSON).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace edgeflow {
+
+bool IsValidUtf8(std::string_view bytes);
+std::string Base64Encode(std::string_view bytes);
+// Standard alphabet, padding required; InvalidArgument for anything else.
+Result<std::string> Base64Decode(std::string_view text);
+
+}  // namespace edgeflow
