@@ -15,6 +15,7 @@
 //   in hand   the subscriber has the data (inline: the message arrived; ref: the GET returned);
 //   arrived   the MQTT message arrived (for ref, before the GET);
 //   post      the producer has the POST's response (the put-then-publish round trip).
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -23,14 +24,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "channels/channel_name.h"
 #include "channels/envelope.h"
@@ -53,9 +52,7 @@ using channels::MqttMessage;
 constexpr auto kMessageTimeout = std::chrono::seconds(10);
 constexpr auto kHttpTimeout = std::chrono::seconds(10);
 
-double Micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
+double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "channel_latency_bench: %s\n", message.c_str());
@@ -137,9 +134,9 @@ class Subscriber {
         if (!response) {
           delivery.status = response.error();
         } else if (response->result() != http::status::ok) {
-          delivery.status = Status::Internal("GET " + path + " answered " +
-                                             std::to_string(response->result_int()) + ": " +
-                                             response->body());
+          delivery.status =
+              Status::Internal("GET " + path + " answered " +
+                               std::to_string(response->result_int()) + ": " + response->body());
         } else {
           delivery.data = std::move(response->body());
         }
@@ -205,8 +202,8 @@ std::string MakeData(size_t size, int sequence) {
 Samples RunCase(const Case& c, int warmup, Clock::time_point deadline, const std::string& channel,
                 client::HttpClient* producer, Subscriber* subscriber) {
   Samples samples;
-  const std::string target = "/v1/channels/" + channel + "/publish?mode=" +
-                             (c.by_reference ? "ref" : "inline");
+  const std::string target =
+      "/v1/channels/" + channel + "/publish?mode=" + (c.by_reference ? "ref" : "inline");
   const client::Headers headers = {{"content-type", "application/octet-stream"}};
   for (int i = 0; i < warmup + c.samples; ++i) {
     if (i >= warmup && Clock::now() >= deadline) {
@@ -275,15 +272,14 @@ KvSamples RunKvRoundTrips(size_t size, int warmup, int count, Clock::time_point 
   for (int i = 0; i < warmup + count; ++i) {
     if (i >= warmup && Clock::now() >= deadline) break;
     const std::string data = MakeData(size, i);
-    const std::string target = "/v1/kv/bench-latency/kv-" + std::to_string(size) + "-" +
-                               std::to_string(i % 100);
+    const std::string target =
+        "/v1/kv/bench-latency/kv-" + std::to_string(size) + "-" + std::to_string(i % 100);
     const Clock::time_point start = Clock::now();
     auto put = http_client->Request(http::verb::post, target, data);
     const Clock::time_point put_done = Clock::now();
     if (!put) Die("POST " + target + " failed: " + put.error().ToString());
     if (put->result() != http::status::ok) {
-      Die("POST " + target + " answered " + std::to_string(put->result_int()) + ": " +
-          put->body());
+      Die("POST " + target + " answered " + std::to_string(put->result_int()) + ": " + put->body());
     }
     const Clock::time_point get_start = Clock::now();
     auto got = http_client->Request(http::verb::get, target);
@@ -346,9 +342,8 @@ int Main(int argc, char** argv) {
   std::string post_result;
   bool any_truncated = false;
   for (const Case& c : cases) {
-    const auto deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double>(max_seconds));
+    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(max_seconds));
     Samples s = RunCase(c, warmup, deadline, channel, &producer, &subscriber);
     if (s.in_hand_us.empty()) Die("no samples for " + c.name + " within the time limit");
     any_truncated |= s.truncated;
@@ -375,16 +370,14 @@ int Main(int argc, char** argv) {
   const std::tuple<const char*, size_t, int> kv_sizes[] = {{"10b", 10, samples_small},
                                                            {"100k", 100 * 1024, samples_large}};
   for (const auto& [label, size, count] : kv_sizes) {
-    const auto deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double>(max_seconds));
+    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(max_seconds));
     KvSamples kv = RunKvRoundTrips(size, warmup, count, deadline, &producer);
     if (kv.put_us.empty()) Die("no EKV samples within the time limit");
     any_truncated |= static_cast<int>(kv.put_us.size()) < count;
-    std::printf("%-14s %7zu %11.1f %11.1f %11.1f %11.1f\n",
-                size == 10 ? "10 B" : "100 KB", kv.put_us.size(), Percentile(kv.put_us, 0.50),
-                Percentile(kv.put_us, 0.99), Percentile(kv.get_us, 0.50),
-                Percentile(kv.get_us, 0.99));
+    std::printf("%-14s %7zu %11.1f %11.1f %11.1f %11.1f\n", size == 10 ? "10 B" : "100 KB",
+                kv.put_us.size(), Percentile(kv.put_us, 0.50), Percentile(kv.put_us, 0.99),
+                Percentile(kv.get_us, 0.50), Percentile(kv.get_us, 0.99));
     char buffer[128];
     std::snprintf(buffer, sizeof(buffer), " kv_put_p50_us_%s=%.1f kv_get_p50_us_%s=%.1f", label,
                   Percentile(kv.put_us, 0.50), label, Percentile(kv.get_us, 0.50));

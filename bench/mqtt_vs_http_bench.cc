@@ -25,7 +25,15 @@
 #include <utility>
 // clang-format on
 
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -35,14 +43,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
-#include <unistd.h>
 
 #include "channels/channel_name.h"
 #include "common/host_port.h"
@@ -138,9 +138,8 @@ class BenchHttp {
   Status Failed(const std::string& during, const error_code& ec) {
     Close();
     return Status::Unavailable("HTTP to " + endpoint_.address().to_string() + ":" +
-                               std::to_string(endpoint_.port()) + " failed while " + during +
-                               " (" + (ec == beast::error::timeout ? "timed out" : ec.message()) +
-                               ")");
+                               std::to_string(endpoint_.port()) + " failed while " + during + " (" +
+                               (ec == beast::error::timeout ? "timed out" : ec.message()) + ")");
   }
 
   const net::ip::tcp::endpoint endpoint_;
@@ -214,10 +213,13 @@ Result<MqttTiming> MqttTrial(const HostPort& broker, const std::string& topic, i
   // Opens the TCP connection and sends CONNECT; the CONNACK comes through the loop.
   int rc = mosquitto_connect(m, broker.host.c_str(), broker.port, 60);
   if (rc != MOSQ_ERR_SUCCESS) {
-    return Error(Status::Unavailable("cannot connect to the broker at " + broker.ToString() +
-                                     ": " + mosquitto_strerror(rc)));
+    return Error(Status::Unavailable("cannot connect to the broker at " + broker.ToString() + ": " +
+                                     mosquitto_strerror(rc)));
   }
-  if (Status s = LoopUntil(m, [&] { return state.connack; }, deadline); !s.ok()) return Error(s);
+  if (Status s = LoopUntil(
+          m, [&] { return state.connack; }, deadline);
+      !s.ok())
+    return Error(s);
   if (state.connack_reason != 0) {
     return Error(Status::Unavailable(std::string("the broker refused the connection: ") +
                                      mosquitto_reason_string(state.connack_reason)));
@@ -227,16 +229,20 @@ Result<MqttTiming> MqttTrial(const HostPort& broker, const std::string& topic, i
     rc = mosquitto_publish_v5(m, nullptr, topic.c_str(), static_cast<int>(kPayload.size()),
                               kPayload.data(), 1, false, nullptr);
     if (rc != MOSQ_ERR_SUCCESS) {
-      return Error(Status::Unavailable(std::string("MQTT publish failed: ") +
-                                       mosquitto_strerror(rc)));
+      return Error(
+          Status::Unavailable(std::string("MQTT publish failed: ") + mosquitto_strerror(rc)));
     }
     if (!pipelined) {
-      if (Status s = LoopUntil(m, [&] { return state.acked > i; }, deadline); !s.ok()) {
+      if (Status s = LoopUntil(
+              m, [&] { return state.acked > i; }, deadline);
+          !s.ok()) {
         return Error(s);
       }
     }
   }
-  if (Status s = LoopUntil(m, [&] { return state.acked >= n; }, deadline); !s.ok()) {
+  if (Status s = LoopUntil(
+          m, [&] { return state.acked >= n; }, deadline);
+      !s.ok()) {
     return Error(s);
   }
   const Clock::time_point end = Clock::now();
@@ -414,8 +420,8 @@ int Main(int argc, char** argv) {
   }
   mosquitto_lib_cleanup();
 
-  std::printf("%d trials per line, %zu-byte messages, QoS 1 on %s; times in ms per trial\n",
-              trials, kPayload.size(), target.topic.c_str());
+  std::printf("%d trials per line, %zu-byte messages, QoS 1 on %s; times in ms per trial\n", trials,
+              kPayload.size(), target.topic.c_str());
   std::printf("ratio: median / median of \"mqtt: connect + publish\" with as many messages\n\n");
   std::printf("%8s  %-38s %10s %10s %8s\n", "messages", "variant", "median_ms", "min_ms", "ratio");
   std::string result = "RESULT name=mqtt_vs_http";
@@ -425,8 +431,8 @@ int Main(int argc, char** argv) {
     const double mqtt = Median(times[kMqtt][n]);
     for (int v = 0; v < kVariants; ++v) {
       const double median = Median(times[v][n]);
-      std::printf("%8d  %-38s %10.3f %10.3f %8.2f\n", n, kInfo[v].label, median,
-                  Min(times[v][n]), mqtt > 0 ? median / mqtt : 0.0);
+      std::printf("%8d  %-38s %10.3f %10.3f %8.2f\n", n, kInfo[v].label, median, Min(times[v][n]),
+                  mqtt > 0 ? median / mqtt : 0.0);
       std::snprintf(buffer, sizeof(buffer), " %s_%d=%.3f", kInfo[v].result_key, n, median);
       result += buffer;
     }

@@ -49,9 +49,9 @@ HttpResponse HttpChannelHandlers::Handle(const HttpRequest& req, const RouteMatc
     case HttpRoute::kChannelPublish:
       return Publish(req, match);
     default:
-      return MakeErrorResponse(
-          req.version(), Status::Internal("request reached a handler that does not serve it"),
-          req.keep_alive());
+      return MakeErrorResponse(req.version(),
+                               Status::Internal("request reached a handler that does not serve it"),
+                               req.keep_alive());
   }
 }
 
@@ -78,8 +78,8 @@ HttpResponse HttpChannelHandlers::Get(const HttpRequest& req, const RouteMatch& 
   auto stats = services_.monitor->Get(match.channel);
   if (!stats) {
     return MakeErrorResponse(req.version(),
-                             Status::NotFound("nothing was published on channel '" +
-                                              match.channel + "' since the node started"),
+                             Status::NotFound("nothing was published on channel '" + match.channel +
+                                              "' since the node started"),
                              req.keep_alive());
   }
   return MakeJsonResponse(req.version(), 200,
@@ -88,7 +88,9 @@ HttpResponse HttpChannelHandlers::Get(const HttpRequest& req, const RouteMatch& 
 }
 
 HttpResponse HttpChannelHandlers::Publish(const HttpRequest& req, const RouteMatch& match) {
-  auto fail = [&](const Status& s) { return MakeErrorResponse(req.version(), s, req.keep_alive()); };
+  auto fail = [&](const Status& s) {
+    return MakeErrorResponse(req.version(), s, req.keep_alive());
+  };
   if (Status s = channels::ValidateChannelName(match.channel); !s.ok()) return fail(s);
   auto query = QueryParams::Parse(match.query);
   if (!query) return fail(query.error());
@@ -129,16 +131,11 @@ HttpResponse HttpChannelHandlers::Publish(const HttpRequest& req, const RouteMat
   auto result = services_.publisher->Publish(request);
   if (!result) return fail(result.error());
   nlohmann::json body = {
-      {"channel", request.channel},
-      {"topic", result->topic},
-      {"item_id", result->item_id},
-      {"ns", result->ref.ns},
-      {"key", result->ref.key},
-      {"ref", channels::RefPath(result->ref)},
-      {"version", result->ref.version},
-      {"seq", result->seq},
-      {"size", request.data.size()},
-      {"inline", result->inline_data},
+      {"channel", request.channel},     {"topic", result->topic},
+      {"item_id", result->item_id},     {"ns", result->ref.ns},
+      {"key", result->ref.key},         {"ref", channels::RefPath(result->ref)},
+      {"version", result->ref.version}, {"seq", result->seq},
+      {"size", request.data.size()},    {"inline", result->inline_data},
       {"trace_id", result->trace_id},
   };
   return MakeJsonResponse(req.version(), 200, DumpJson(body), req.keep_alive());

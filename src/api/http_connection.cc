@@ -1,15 +1,14 @@
 #include "api/http_connection.h"
 
 #include <array>
-#include <chrono>
-#include <optional>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
+#include <optional>
 
 #include "api/http_handlers.h"
 #include "api/http_metrics.h"

@@ -9,10 +9,9 @@
 // instead. Exactly one of the two is present.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 #include "common/text_encoding.h"
@@ -30,7 +29,6 @@ inline std::string ErrorBody(const Status& status) {
 
 // Serialises without ever throwing: invalid UTF-8 in strings is replaced by U+FFFD.
 std::string DumpJson(const nlohmann::json& value);
-
 
 // Sets object["key"] or object["key_b64"] as described above.
 void SetKeyField(nlohmann::json* object, std::string_view key);

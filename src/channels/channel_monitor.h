@@ -41,8 +41,7 @@ class ChannelMonitor {
   static constexpr int kRateWindowSeconds = 10;
   static constexpr size_t kDefaultMaxChannels = 10000;
 
-  ChannelMonitor(std::string tenant, const Clock* clock,
-                 size_t max_channels = kDefaultMaxChannels);
+  ChannelMonitor(std::string tenant, const Clock* clock, size_t max_channels = kDefaultMaxChannels);
 
   // One message seen on `topic`; topics that are not channels of the tenant are ignored.
   void Record(std::string_view topic, size_t payload_bytes);

@@ -43,8 +43,7 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   message.topic = result.topic;
   message.qos = 1;
   WriteEnvelope(envelope, &message);
-  const bool fits_inline =
-      message.PacketBytes() + request.data.size() <= config_.max_packet_bytes;
+  const bool fits_inline = message.PacketBytes() + request.data.size() <= config_.max_packet_bytes;
   switch (request.mode) {
     case PublishRequest::Mode::kAuto:
       result.inline_data = request.data.size() <= config_.inline_max_bytes && fits_inline;
@@ -53,9 +52,10 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
       if (!fits_inline) {
         return Error(Status::ResourceExhausted(
             std::to_string(request.data.size()) + " bytes and their envelope (" +
-            std::to_string(message.PacketBytes()) + " bytes) do not fit in one message of the "
-            "broker (limit " + std::to_string(config_.max_packet_bytes) +
-            " bytes); publish by reference instead"));
+            std::to_string(message.PacketBytes()) +
+            " bytes) do not fit in one message of the "
+            "broker (limit " +
+            std::to_string(config_.max_packet_bytes) + " bytes); publish by reference instead"));
       }
       result.inline_data = true;
       break;

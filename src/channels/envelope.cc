@@ -80,7 +80,8 @@ void WriteEnvelope(const Envelope& envelope, MqttMessage* message) {
   }
   if (!envelope.trace_id.empty()) props.emplace_back(kTraceIdProperty, envelope.trace_id);
   if (envelope.change != Envelope::Change::kNone) {
-    props.emplace_back(kChangeProperty, envelope.change == Envelope::Change::kPut ? "put" : "delete");
+    props.emplace_back(kChangeProperty,
+                       envelope.change == Envelope::Change::kPut ? "put" : "delete");
   }
 }
 

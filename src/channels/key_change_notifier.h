@@ -39,7 +39,6 @@ struct NotifyRule {
   std::string channel;
 };
 
-
 // InvalidArgument naming the rule (by its position) and what is wrong with it.
 Status ValidateNotifyRules(const std::vector<NotifyRule>& rules);
 
@@ -90,8 +89,8 @@ class KeyChangeNotifier {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;         // GUARDED_BY(mu_)
-  uint64_t committed_ = 0;    // GUARDED_BY(mu_): newest sequence number the store reported
+  bool stop_ = false;       // GUARDED_BY(mu_)
+  uint64_t committed_ = 0;  // GUARDED_BY(mu_): newest sequence number the store reported
 
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> skipped_{0};

@@ -32,7 +32,8 @@ struct MqttMessage {
     if (!content_type.empty()) bytes += 1 + 2 + content_type.size();
     if (!correlation_data.empty()) bytes += 1 + 2 + correlation_data.size();
     if (message_expiry_seconds > 0) bytes += 1 + 4;
-    for (const auto& [name, value] : user_properties) bytes += 1 + 2 + name.size() + 2 + value.size();
+    for (const auto& [name, value] : user_properties)
+      bytes += 1 + 2 + name.size() + 2 + value.size();
     return bytes + payload.size();
   }
 

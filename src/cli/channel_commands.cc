@@ -1,9 +1,9 @@
 #include "cli/channel_commands.h"
 
+#include <fmt/format.h>
+
 #include <condition_variable>
 #include <mutex>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_input.h"
@@ -18,11 +18,8 @@ namespace http = boost::beast::http;
 nlohmann::json MessageJson(const client::ReceivedMessage& message) {
   const channels::Envelope& env = message.envelope;
   nlohmann::json out = {
-      {"channel", message.channel},
-      {"topic", message.topic},
-      {"item_id", env.item_id},
-      {"size", env.size},
-      {"inline", env.inline_data},
+      {"channel", message.channel}, {"topic", message.topic},    {"item_id", env.item_id},
+      {"size", env.size},           {"inline", env.inline_data},
   };
   if (!env.content_type.empty()) out["content_type"] = env.content_type;
   if (env.ref) {
@@ -54,10 +51,10 @@ int ChannelCommands::Publish(const PubArgs& args) {
   if (!sent) return ReportFailure(err_, sent.error());
   if (args.json) {
     nlohmann::json out = {
-        {"channel", sent->channel},   {"topic", sent->topic},
-        {"item_id", sent->item_id},   {"ref", channels::RefPath(sent->ref)},
+        {"channel", sent->channel},     {"topic", sent->topic},
+        {"item_id", sent->item_id},     {"ref", channels::RefPath(sent->ref)},
         {"version", sent->ref.version}, {"seq", sent->seq},
-        {"size", sent->size},         {"inline", sent->inline_data},
+        {"size", sent->size},           {"inline", sent->inline_data},
         {"trace_id", sent->trace_id},
     };
     std::fprintf(out_, "%s\n", out.dump().c_str());
@@ -106,9 +103,8 @@ int ChannelCommands::Subscribe(const SubArgs& args) {
   auto done = [&] { return args.count > 0 && received >= args.count; };
   bool finished = true;
   if (args.wait_seconds > 0) {
-    finished = cv.wait_for(lock,
-                           std::chrono::milliseconds(static_cast<int64_t>(args.wait_seconds * 1000)),
-                           done);
+    finished = cv.wait_for(
+        lock, std::chrono::milliseconds(static_cast<int64_t>(args.wait_seconds * 1000)), done);
   } else {
     cv.wait(lock, done);
   }
@@ -117,8 +113,8 @@ int ChannelCommands::Subscribe(const SubArgs& args) {
   (*subscriber)->Stop();
   if (!finished && args.count > 0) {
     std::fprintf(err_, "edgeflow: %llu of %llu messages arrived in %g seconds\n",
-                 static_cast<unsigned long long>(got),
-                 static_cast<unsigned long long>(args.count), args.wait_seconds);
+                 static_cast<unsigned long long>(got), static_cast<unsigned long long>(args.count),
+                 args.wait_seconds);
     return kExitRefused;
   }
   return kExitOk;

@@ -24,10 +24,10 @@ struct SubArgs {
   std::vector<std::string> channels;
   std::string session;
   int qos = 1;
-  uint64_t count = 0;         // exit after this many messages; 0 = run until interrupted
-  double wait_seconds = 0;    // give up after this long; 0 = no limit
-  bool verbose = false;       // prefix each message with its channel
-  bool json = false;          // one JSON object per message
+  uint64_t count = 0;       // exit after this many messages; 0 = run until interrupted
+  double wait_seconds = 0;  // give up after this long; 0 = no limit
+  bool verbose = false;     // prefix each message with its channel
+  bool json = false;        // one JSON object per message
   bool resolve = true;
 };
 

@@ -1,14 +1,14 @@
 #include "cli/cli_commands.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <ctime>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "common/url_codec.h"
 

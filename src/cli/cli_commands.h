@@ -20,7 +20,6 @@ using client::Headers;
 using client::HttpClient;
 using client::Response;
 
-
 struct KvPutArgs {
   std::string ns;
   std::string key;

@@ -13,13 +13,12 @@
 //                [--no-resolve]
 //   edgeflow channels [--json]
 //   edgeflow node | health | --version
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/channel_commands.h"
 #include "cli/cli_commands.h"
@@ -123,8 +122,7 @@ int main(int argc, char** argv) {
   pub->add_option("--mode", pub_mode, "auto, inline or ref (claim check)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "inline", "ref"}));
-  pub->add_option("--traceparent", pub_args.options.traceparent,
-                  "W3C trace context to continue");
+  pub->add_option("--traceparent", pub_args.options.traceparent, "W3C trace context to continue");
   pub->add_flag("--json", pub_args.json, "Print the node's answer as JSON");
 
   edgeflow::cli::SubArgs sub_args;
@@ -135,8 +133,7 @@ int main(int argc, char** argv) {
       ->required();
   sub->add_option("--session", sub_args.session,
                   "Persistent session name: messages sent while away are kept for it");
-  sub->add_option("--qos", sub_args.qos, "0 or 1")->capture_default_str()->check(
-      CLI::Range(0, 1));
+  sub->add_option("--qos", sub_args.qos, "0 or 1")->capture_default_str()->check(CLI::Range(0, 1));
   sub->add_option("-n,--count", sub_args.count, "Exit after this many messages");
   sub->add_option("-W,--wait", sub_args.wait_seconds,
                   "Give up after this many seconds (exit 1 if --count was not reached)")

@@ -70,7 +70,7 @@ class ChannelSubscriber {
 
   SubscriberOptions options_;
   Handler handler_;
-  EdgeClient node_;      // for Start() and for reading references (on the network thread)
+  EdgeClient node_;  // for Start() and for reading references (on the network thread)
   ChannelsInfo info_;
   std::unique_ptr<channels::MqttClient> mqtt_;
 };

@@ -81,23 +81,20 @@ void Node::RegisterStoreMetrics() {
 }
 
 void Node::RegisterChannelMetrics() {
-  metrics_.AddGauge("edgeflow_mqtt_connected", "1 when the node's MQTT connection is up", [this] {
-    return mqtt_ && mqtt_->connected() ? 1.0 : 0.0;
-  });
+  metrics_.AddGauge("edgeflow_mqtt_connected", "1 when the node's MQTT connection is up",
+                    [this] { return mqtt_ && mqtt_->connected() ? 1.0 : 0.0; });
   metrics_.AddGauge("edgeflow_mqtt_reconnects", "Reconnects of the node's MQTT connection",
                     [this] { return mqtt_ ? static_cast<double>(mqtt_->reconnects()) : 0.0; });
   metrics_.AddGauge("edgeflow_channels_untracked_messages",
                     "Messages on channels beyond the monitor's limit",
                     [this] { return static_cast<double>(monitor_->untracked_messages()); });
-  metrics_.AddGauge("edgeflow_channels_notifications",
-                    "Key changes announced on channels (channels.notify)", [this] {
-                      return notifier_ ? static_cast<double>(notifier_->published()) : 0.0;
-                    });
-  metrics_.AddGauge("edgeflow_channels_notifications_skipped",
-                    "Change-log records that fell out of the log before they were announced",
-                    [this] {
-                      return notifier_ ? static_cast<double>(notifier_->skipped_records()) : 0.0;
-                    });
+  metrics_.AddGauge(
+      "edgeflow_channels_notifications", "Key changes announced on channels (channels.notify)",
+      [this] { return notifier_ ? static_cast<double>(notifier_->published()) : 0.0; });
+  metrics_.AddGauge(
+      "edgeflow_channels_notifications_skipped",
+      "Change-log records that fell out of the log before they were announced",
+      [this] { return notifier_ ? static_cast<double>(notifier_->skipped_records()) : 0.0; });
   if (broker_) {
     channels::BrokerSupervisor* broker = broker_.get();
     metrics_.AddGauge("edgeflow_mqtt_broker_healthy", "1 when the managed Mosquitto is healthy",
@@ -110,8 +107,8 @@ void Node::RegisterChannelMetrics() {
 
 channels::MqttClientOptions Node::ClientOptions(std::string_view role) const {
   channels::MqttClientOptions options;
-  options.broker = config_.mqtt.external_broker ? *config_.mqtt.external_broker
-                                                : broker_->mqtt_address();
+  options.broker =
+      config_.mqtt.external_broker ? *config_.mqtt.external_broker : broker_->mqtt_address();
   // A fixed id per node and role: a restarted node takes its connection over at once instead of
   // waiting for the broker to notice that the old one is gone.
   options.client_id =

@@ -3,13 +3,13 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
-#include "channels/channel_name.h"
-
 #include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include "channels/channel_name.h"
 
 namespace edgeflow::node {
 namespace {
@@ -175,8 +175,7 @@ Status ReadResp(Section section, api::RespServerConfig* resp) {
 }
 
 // An address, or "off" for none.
-Status ReadOptionalAddress(Section& section, const std::string& key,
-                           std::optional<HostPort>* out) {
+Status ReadOptionalAddress(Section& section, const std::string& key, std::optional<HostPort>* out) {
   std::string text;
   EF_RETURN_IF_ERROR(section.Read(key, &text));
   if (text.empty()) return Status::Ok();
@@ -200,7 +199,8 @@ Status ReadMqtt(Section section, MqttConfig* mqtt) {
   EF_RETURN_IF_ERROR(section.Read("external_broker", &external));
   if (!external.empty()) {
     auto parsed = ParseBrokerUrl(external);
-    if (!parsed) return Status::InvalidArgument("mqtt.external_broker: " + parsed.error().message());
+    if (!parsed)
+      return Status::InvalidArgument("mqtt.external_broker: " + parsed.error().message());
     mqtt->external_broker = *parsed;
   }
   EF_RETURN_IF_ERROR(section.Read("username", &mqtt->username));
@@ -216,8 +216,8 @@ Status ReadMqtt(Section section, MqttConfig* mqtt) {
   EF_RETURN_IF_ERROR(section.Read("max_queued_messages", &broker.max_queued_messages));
   EF_RETURN_IF_ERROR(section.Read("max_inflight_messages", &broker.max_inflight_messages));
   EF_RETURN_IF_ERROR(section.Read("autosave_seconds", &broker.autosave_seconds));
-  EF_RETURN_IF_ERROR(section.Read("persistent_client_expiration_days",
-                                  &broker.persistent_client_expiration_days));
+  EF_RETURN_IF_ERROR(
+      section.Read("persistent_client_expiration_days", &broker.persistent_client_expiration_days));
   // Everything but the directory, which FinalizeConfig derives; port 0 is resolved at start.
   channels::BrokerConfig check = broker;
   check.dir = "/";
@@ -261,8 +261,8 @@ Status ReadChannels(Section section, const YAML::Node& node, NodeConfig* config)
   }
   channels.publish_timeout = std::chrono::milliseconds(timeout_ms);
   section.MarkKnown("notify");  // a list, read below
-  EF_RETURN_IF_ERROR(ReadNotifyRules(node && node.IsMap() ? node["notify"] : YAML::Node(),
-                                     &config->notify));
+  EF_RETURN_IF_ERROR(
+      ReadNotifyRules(node && node.IsMap() ? node["notify"] : YAML::Node(), &config->notify));
   return section.CheckUnknown();
 }
 

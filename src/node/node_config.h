@@ -25,7 +25,7 @@ namespace edgeflow::node {
 // The node's MQTT side: the Mosquitto broker it runs (or an external one it uses instead) and its
 // own client connections to it.
 struct MqttConfig {
-  bool enabled = true;  // false: no broker, no channels (the channel routes answer 503)
+  bool enabled = true;            // false: no broker, no channels (the channel routes answer 503)
   channels::BrokerConfig broker;  // broker.dir is derived: data_dir / "mosquitto"
   // Use this broker ("mqtt://host:port" or "host:port") instead of running one; its limits are
   // then its own business, and broker.* settings other than max_packet_bytes do not apply.
@@ -53,7 +53,7 @@ struct NodeConfig {
   std::filesystem::path data_dir = "data";
   log::Level log_level = log::Level::kInfo;
   log::Format log_format = log::Format::kText;
-  kv::StoreOptions kv;              // kv.dir is derived: data_dir / "kv"
+  kv::StoreOptions kv;  // kv.dir is derived: data_dir / "kv"
   api::HttpServerConfig http;
   api::RespServerConfig resp;
   MqttConfig mqtt;

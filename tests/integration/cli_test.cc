@@ -2,8 +2,8 @@
 #include <signal.h>
 
 #include <fstream>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/host_port.h"
@@ -32,7 +32,6 @@ class CliTest : public DaemonTest {
     options.timeout = std::chrono::seconds(20);
     return RunCommand(CliBinary(), WithServer(std::move(args)), options);
   }
-
 
  public:
   // For helpers outside the fixture.
@@ -359,8 +358,8 @@ TEST_F(CliTest, ChannelsListsRates) {
     ASSERT_TRUE(json.is_object()) << list.out;
     bool counted = false;
     for (const auto& channel : json["channels"]) {
-      counted = counted || (channel.value("name", "") == "metrics/cpu" &&
-                            channel.value("messages", 0) == 3);
+      counted = counted ||
+                (channel.value("name", "") == "metrics/cpu" && channel.value("messages", 0) == 3);
     }
     if (counted) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

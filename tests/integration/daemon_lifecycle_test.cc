@@ -178,7 +178,7 @@ TEST_F(DaemonLifecycleTest, BadFlagsAreRejected) {
       {"--resp-listen", "127.0.0.1:99999"},
       {"--no-such-flag"},
       {"--max-value-bytes", "lots"},
-      {"--max-key-bytes", "99999999"},        // over the limit a config file would refuse too
+      {"--max-key-bytes", "99999999"},  // over the limit a config file would refuse too
       {"--max-value-bytes", "4294967296"},
   };
   for (const auto& args : cases) {

@@ -52,7 +52,8 @@ Result<ListenInfo> ReadListenFile(const std::filesystem::path& path) {
     *target = *parsed;
   }
   // Present when the node runs channels (mqtt) and its own broker (mqtt_ws, broker_pid).
-  for (auto [field, target] : {std::pair{"mqtt", &info.mqtt}, std::pair{"mqtt_ws", &info.mqtt_ws}}) {
+  for (auto [field, target] :
+       {std::pair{"mqtt", &info.mqtt}, std::pair{"mqtt_ws", &info.mqtt_ws}}) {
     if (!doc.contains(field)) continue;
     if (!doc[field].is_string()) return bad(std::string(field) + " is not a string");
     auto parsed = ParseHostPort(doc[field].get<std::string>());

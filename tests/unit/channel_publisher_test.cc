@@ -15,46 +15,15 @@
 
 #include "channels/broker_supervisor.h"
 #include "channels/channel_name.h"
+#include "support/mqtt_inbox.h"
 #include "support/temp_dir.h"
 
 namespace edgeflow::channels {
 namespace {
 
+using Inbox = test_support::MqttInbox;
+
 using namespace std::chrono_literals;
-
-// Collects what a client receives.
-class Inbox {
- public:
-  void Add(const MqttMessage& m) {
-    std::lock_guard lock(mu_);
-    messages_.push_back(m);
-    cv_.notify_all();
-  }
-  // Waits until at least `n` messages arrived; returns them.
-  std::vector<MqttMessage> WaitFor(size_t n, std::chrono::milliseconds timeout = 10s) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return messages_.size() >= n; });
-    return messages_;
-  }
-  // Waits until every payload in `expected` arrived (delivery is at least once: repeats are
-  // allowed and not counted); returns the distinct payloads received.
-  std::set<std::string> WaitForPayloads(const std::set<std::string>& expected,
-                                        std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    std::set<std::string> seen;
-    cv_.wait_for(lock, timeout, [&] {
-      seen.clear();
-      for (const MqttMessage& m : messages_) seen.insert(m.payload);
-      return std::includes(seen.begin(), seen.end(), expected.begin(), expected.end());
-    });
-    return seen;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<MqttMessage> messages_;
-};
 
 class ChannelPublisherTest : public ::testing::Test {
  protected:

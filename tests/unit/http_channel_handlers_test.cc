@@ -17,11 +17,14 @@
 #include "channels/channel_publisher.h"
 #include "channels/envelope.h"
 #include "common/clock.h"
+#include "support/mqtt_inbox.h"
 #include "support/temp_dir.h"
 #include "tests/unit/http_test_client.h"
 
 namespace edgeflow::api {
 namespace {
+
+using Inbox = test_support::MqttInbox;
 
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
@@ -31,26 +34,6 @@ using Response = test::HttpResponseMessage;
 
 constexpr int64_t kMonitorStart = 1'700'000'000'500;
 constexpr const char* kTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-// Collects what a subscriber receives.
-class Inbox {
- public:
-  void Add(const MqttMessage& m) {
-    std::lock_guard lock(mu_);
-    messages_.push_back(m);
-    cv_.notify_all();
-  }
-  std::vector<MqttMessage> WaitFor(size_t n, std::chrono::milliseconds timeout = 20s) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return messages_.size() >= n; });
-    return messages_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<MqttMessage> messages_;
-};
 
 nlohmann::json Json(const Response& res) {
   return nlohmann::json::parse(res.body(), nullptr, /*allow_exceptions=*/false);

@@ -22,10 +22,13 @@
 #include "channels/broker_supervisor.h"
 #include "channels/channel_name.h"
 #include "channels/envelope.h"
+#include "support/mqtt_inbox.h"
 #include "support/temp_dir.h"
 
 namespace edgeflow::channels {
 namespace {
+
+using Inbox = test_support::MqttInbox;
 
 using namespace std::chrono_literals;
 
@@ -53,31 +56,6 @@ Announcement Put(std::string ns, std::string key, const kv::WriteResult& written
 Announcement Deleted(std::string ns, std::string key, const kv::WriteResult& written) {
   return {Envelope::Change::kDelete, std::move(ns), std::move(key), written.version.ToString()};
 }
-
-// Collects what a subscriber receives.
-class Inbox {
- public:
-  void Add(const MqttMessage& m) {
-    std::lock_guard lock(mu_);
-    messages_.push_back(m);
-    cv_.notify_all();
-  }
-  // Waits until at least `n` messages arrived (or the deadline); returns all received so far.
-  std::vector<MqttMessage> WaitFor(size_t n, std::chrono::milliseconds timeout = kDeliveryTimeout) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return messages_.size() >= n; });
-    return messages_;
-  }
-  std::vector<MqttMessage> messages() {
-    std::lock_guard lock(mu_);
-    return messages_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<MqttMessage> messages_;
-};
 
 // The announcements in `messages`, in order; a message that is no change notification fails the
 // test and reads as an empty Announcement.

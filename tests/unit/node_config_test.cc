@@ -1,9 +1,9 @@
 #include "node/node_config.h"
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace edgeflow::node {
 namespace {
@@ -41,8 +41,8 @@ TEST(NodeConfigTest, RecordCacheSizeIsAutoAByteCountOrOff) {
 
 TEST(NodeConfigTest, ShippedExampleConfigParses) {
   NodeConfig config;
-  Status s = LoadConfigFile(std::filesystem::path(EF_SOURCE_DIR) / "config/edgeflowd.yaml",
-                            &config);
+  Status s =
+      LoadConfigFile(std::filesystem::path(EF_SOURCE_DIR) / "config/edgeflowd.yaml", &config);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(config.resp.default_namespace, "default");
   EXPECT_EQ(config.kv.max_value_bytes, size_t{64} << 20);

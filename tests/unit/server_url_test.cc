@@ -21,9 +21,9 @@ TEST(ServerUrlTest, AcceptsTheUsualSpellings) {
 }
 
 TEST(ServerUrlTest, RejectsWhatCannotBeAServer) {
-  for (const char* bad : {"", "http://", "https://127.0.0.1", "ftp://x", "http://h/path",
-                          "not a url", "http://h:0", "http://h:70000", "http://h:x", "::1:80",
-                          "http://[::1", "host\n:80", "http://h:"}) {
+  for (const char* bad :
+       {"", "http://", "https://127.0.0.1", "ftp://x", "http://h/path", "not a url", "http://h:0",
+        "http://h:70000", "http://h:x", "::1:80", "http://[::1", "host\n:80", "http://h:"}) {
     auto r = ServerUrl::Parse(bad);
     EXPECT_FALSE(r) << bad;
     if (!r) {
