@@ -1,13 +1,33 @@
 // Fuzzes the reading of channel envelopes from received MQTT messages, whose properties come from
 // any client of the broker: the input is split into a payload and user properties; reading must
-// succeed or fail cleanly, and an envelope that reads must write and read back the same.
+// succeed or fail cleanly, and an envelope that reads must write and read back the same. The
+// correlation-data line also goes through the channel-name checks, which see topics and names
+// from any client too.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "channels/channel_name.h"
 #include "channels/envelope.h"
+
+namespace {
+
+void CheckChannelName(std::string_view name) {
+  using namespace edgeflow::channels;
+  const bool valid_name = ValidateChannelName(name).ok();
+  // Every name is a pattern; a valid name maps to a topic and back.
+  if (valid_name && !ValidateChannelPattern(name).ok()) std::abort();
+  if (valid_name) {
+    auto back = ChannelOfTopic("t", ChannelTopic("t", name));
+    if (!back || *back != name) std::abort();
+  }
+  auto channel = ChannelOfTopic("t", name);
+  if (channel && !ValidateChannelName(*channel).ok()) std::abort();
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using edgeflow::channels::MqttMessage;
@@ -28,6 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                          std::string(line.substr(eq + 1)));
   }
   message.payload.assign(in);
+  CheckChannelName(message.correlation_data);
 
   auto envelope = edgeflow::channels::ReadEnvelope(message);
   if (!envelope) return 0;

@@ -343,6 +343,26 @@ TEST_F(CliTest, SubJsonCountAndWait) {
   EXPECT_TRUE(Contains(idle.err, "0 of 1")) << idle.Describe();
 }
 
+TEST_F(CliTest, SubReportsAReferenceWhoseItemIsGone) {
+  // A persistent session keeps the message while the subscriber is away; the item it names is
+  // deleted before the subscriber comes back to read it.
+  auto first = Cli({"sub", "gone", "--session", "cli-gone", "-W", "0.3"});
+  ASSERT_EQ(first.exit_code(), 0) << first.Describe();
+  auto pub = Cli({"pub", "gone", "short-lived", "--key", "g1", "--mode", "ref"});
+  ASSERT_EQ(pub.exit_code(), 0) << pub.Describe();
+  auto del = Cli({"kv", "del", "channels", "g1"});
+  ASSERT_EQ(del.exit_code(), 0) << del.Describe();
+
+  auto back = Cli({"sub", "gone", "--session", "cli-gone", "--json", "-n", "1", "-W", "10"});
+  EXPECT_EQ(back.exit_code(), 0) << back.Describe();
+  auto json = nlohmann::json::parse(back.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << back.Describe();
+  EXPECT_EQ(json.value("item_id", ""), "g1");
+  EXPECT_FALSE(json.contains("data")) << back.out;
+  EXPECT_TRUE(Contains(json.value("error", ""), "expired or deleted")) << back.out;
+  EXPECT_TRUE(Contains(back.err, "g1")) << back.Describe();
+}
+
 TEST_F(CliTest, ChannelsListsRates) {
   for (int i = 0; i < 3; ++i) {
     auto pub = Cli({"pub", "metrics/cpu", std::to_string(i)});
