@@ -59,9 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!second || second->item_id != envelope->item_id ||
       second->inline_data != envelope->inline_data || second->size != envelope->size ||
       second->ref.has_value() != envelope->ref.has_value() ||
-      (second->ref && (second->ref->ns != envelope->ref->ns ||
-                       second->ref->key != envelope->ref->key ||
-                       second->ref->version != envelope->ref->version))) {
+      (second->ref &&
+       (second->ref->ns != envelope->ref->ns || second->ref->key != envelope->ref->key ||
+        second->ref->version != envelope->ref->version))) {
     std::abort();
   }
   return 0;
