@@ -31,6 +31,37 @@ struct PropertyList {
   ~PropertyList() { mosquitto_property_free_all(&head); }
 };
 
+Status FromMosquitto(int rc, const std::string& what);
+
+// The MQTT 5 properties of `message`.
+Status BuildProperties(const MqttMessage& message, PropertyList* properties) {
+  if (!message.content_type.empty()) {
+    mosquitto_property_add_string(&properties->head, MQTT_PROP_CONTENT_TYPE,
+                                  message.content_type.c_str());
+  }
+  if (!message.correlation_data.empty()) {
+    if (message.correlation_data.size() > 0xFFFF) {
+      return Status::InvalidArgument("MQTT correlation data is limited to 65535 bytes");
+    }
+    mosquitto_property_add_binary(&properties->head, MQTT_PROP_CORRELATION_DATA,
+                                  message.correlation_data.data(),
+                                  static_cast<uint16_t>(message.correlation_data.size()));
+  }
+  if (message.message_expiry_seconds > 0) {
+    mosquitto_property_add_int32(&properties->head, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
+                                 message.message_expiry_seconds);
+  }
+  for (const auto& [name, value] : message.user_properties) {
+    const int rc = mosquitto_property_add_string_pair(&properties->head, MQTT_PROP_USER_PROPERTY,
+                                                      name.c_str(), value.c_str());
+    if (rc != MOSQ_ERR_SUCCESS) return FromMosquitto(rc, "bad MQTT user property '" + name + "'");
+  }
+  if (message.payload.size() > static_cast<size_t>(INT32_MAX)) {
+    return Status::ResourceExhausted("MQTT payload too large");
+  }
+  return Status::Ok();
+}
+
 Status FromMosquitto(int rc, const std::string& what) {
   if (rc == MOSQ_ERR_SUCCESS) return Status::Ok();
   const std::string message = what + ": " + mosquitto_strerror(rc);
@@ -201,30 +232,7 @@ Status MqttClient::Publish(const MqttMessage& message, std::chrono::milliseconds
     return Status::InvalidArgument("MQTT QoS must be 0, 1 or 2");
   }
   PropertyList properties;
-  if (!message.content_type.empty()) {
-    mosquitto_property_add_string(&properties.head, MQTT_PROP_CONTENT_TYPE,
-                                  message.content_type.c_str());
-  }
-  if (!message.correlation_data.empty()) {
-    if (message.correlation_data.size() > 0xFFFF) {
-      return Status::InvalidArgument("MQTT correlation data is limited to 65535 bytes");
-    }
-    mosquitto_property_add_binary(&properties.head, MQTT_PROP_CORRELATION_DATA,
-                                  message.correlation_data.data(),
-                                  static_cast<uint16_t>(message.correlation_data.size()));
-  }
-  if (message.message_expiry_seconds > 0) {
-    mosquitto_property_add_int32(&properties.head, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
-                                 message.message_expiry_seconds);
-  }
-  for (const auto& [name, value] : message.user_properties) {
-    const int rc = mosquitto_property_add_string_pair(&properties.head, MQTT_PROP_USER_PROPERTY,
-                                                      name.c_str(), value.c_str());
-    if (rc != MOSQ_ERR_SUCCESS) return FromMosquitto(rc, "bad MQTT user property '" + name + "'");
-  }
-  if (message.payload.size() > static_cast<size_t>(INT32_MAX)) {
-    return Status::ResourceExhausted("MQTT payload too large");
-  }
+  EF_RETURN_IF_ERROR(BuildProperties(message, &properties));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     int mid = 0;
@@ -259,8 +267,55 @@ Status MqttClient::Publish(const MqttMessage& message, std::chrono::milliseconds
     if (message.qos == 0) return Status::Ok();
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    return AwaitAck(&publish_acks_, mid, std::max(left, std::chrono::milliseconds(0)), "publish");
+    Status acked =
+        AwaitAck(&publish_acks_, mid, std::max(left, std::chrono::milliseconds(0)), "publish");
+    if (acked.ok()) Remember(message);
+    return acked;
   }
+}
+
+void MqttClient::Remember(const MqttMessage& message) {
+  if (options_.replay_window.count() <= 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  recent_.push_back({now, message});
+  recent_bytes_ += message.PacketBytes();
+  const auto horizon = now - options_.replay_window;
+  while (!recent_.empty() &&
+         (recent_.front().acked_at < horizon || recent_bytes_ > options_.replay_max_bytes)) {
+    recent_bytes_ -= recent_.front().message.PacketBytes();
+    recent_.pop_front();
+  }
+}
+
+void MqttClient::Replay() {
+  std::vector<MqttMessage> messages;
+  {
+    std::lock_guard lock(mu_);
+    const auto horizon = std::chrono::steady_clock::now() - options_.replay_window;
+    for (const Recent& recent : recent_) {
+      if (recent.acked_at >= horizon) messages.push_back(recent.message);
+    }
+  }
+  if (messages.empty()) return;
+  size_t sent = 0;
+  for (const MqttMessage& message : messages) {
+    PropertyList properties;
+    if (!BuildProperties(message, &properties).ok()) continue;
+    int mid = 0;
+    const int rc = mosquitto_publish_v5(
+        mosq_, &mid, message.topic.c_str(), static_cast<int>(message.payload.size()),
+        message.payload.data(), message.qos, message.retain, properties.head);
+    if (rc != MOSQ_ERR_SUCCESS) continue;
+    ++sent;
+    // Nobody waits for these acks: drop them when they come (they cannot come before this
+    // callback returns, since they are read on this thread).
+    std::lock_guard lock(mu_);
+    abandoned_.insert({true, mid});
+  }
+  replayed_.fetch_add(sent, std::memory_order_relaxed);
+  log::Info("mqtt: published again what the broker acknowledged just before it lost the session",
+            {{"broker", options_.broker.ToString()}, {"messages", std::to_string(sent)}});
 }
 
 Status MqttClient::Subscribe(const std::string& filter, int qos,
@@ -318,7 +373,7 @@ void MqttClient::CompleteAck(std::map<int, Ack>* acks, int mid, int reason) {
   cv_.notify_all();
 }
 
-void MqttClient::OnConnect(mosquitto*, void* self, int rc, int, const mqtt5__property*) {
+void MqttClient::OnConnect(mosquitto*, void* self, int rc, int flags, const mqtt5__property*) {
   auto* client = static_cast<MqttClient*>(self);
   if (rc != 0) {
     log::Warn("mqtt connection refused", {{"broker", client->options_.broker.ToString()},
@@ -326,6 +381,10 @@ void MqttClient::OnConnect(mosquitto*, void* self, int rc, int, const mqtt5__pro
     return;
   }
   client->SubscribeAll();
+  // CONNACK flag 0x01 = session present. A broker that kept the session also kept (and saved)
+  // what it acknowledged to us; one that did not may have crashed before saving it.
+  const bool session_present = (flags & 0x01) != 0;
+  if (client->connects_++ > 0 && !session_present) client->Replay();
   client->connected_.store(true, std::memory_order_release);
   client->cv_.notify_all();
 }

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -47,6 +48,13 @@ struct MqttClientOptions {
   std::string password;
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{2000};
+  // Replay: QoS 1/2 messages the broker acknowledged in the last `replay_window` are kept (up to
+  // `replay_max_bytes`) and published again after a reconnect to a broker that has no session for
+  // this client. A broker that crashed may have acknowledged them without saving them (Mosquitto
+  // saves its state every autosave interval), so persistent subscribers that were away would
+  // lose them; with the replay they get them, possibly twice. 0 = off.
+  std::chrono::milliseconds replay_window{0};
+  size_t replay_max_bytes = 64 << 20;
 };
 
 class MqttClient {
@@ -81,12 +89,16 @@ class MqttClient {
                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+  // Messages published again after reconnects (see MqttClientOptions::replay_window).
+  uint64_t replayed() const { return replayed_.load(std::memory_order_relaxed); }
 
  private:
   explicit MqttClient(MqttClientOptions options);
   void Run();
   void WaitBackoff(std::chrono::milliseconds delay);
   void SubscribeAll();
+  void Remember(const MqttMessage& message);  // after its ack, for the replay window
+  void Replay();                              // on the network thread, at a reconnect
 
   // libmosquitto callbacks (on the network thread).
   static void OnConnect(mosquitto*, void* self, int rc, int flags, const mqtt5__property*);
@@ -113,6 +125,8 @@ class MqttClient {
   std::thread thread_;
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> reconnects_{0};
+  std::atomic<uint64_t> replayed_{0};
+  uint64_t connects_ = 0;  // network thread only
 
   std::mutex mu_;
   std::condition_variable cv_;                // connection state, acks, stop
@@ -123,6 +137,12 @@ class MqttClient {
   std::map<int, Ack> subscribe_acks_;         // GUARDED_BY(mu_)
   // Ids whose waiter gave up ({is publish, id}): their late ack is dropped, not parked.
   std::set<std::pair<bool, int>> abandoned_;  // GUARDED_BY(mu_)
+  struct Recent {
+    std::chrono::steady_clock::time_point acked_at;
+    MqttMessage message;
+  };
+  std::deque<Recent> recent_;  // GUARDED_BY(mu_): acknowledged, within the replay window
+  size_t recent_bytes_ = 0;    // GUARDED_BY(mu_)
 };
 
 }  // namespace edgeflow::channels

@@ -85,6 +85,9 @@ void Node::RegisterChannelMetrics() {
                     [this] { return mqtt_ && mqtt_->connected() ? 1.0 : 0.0; });
   metrics_.AddGauge("edgeflow_mqtt_reconnects", "Reconnects of the node's MQTT connection",
                     [this] { return mqtt_ ? static_cast<double>(mqtt_->reconnects()) : 0.0; });
+  metrics_.AddGauge("edgeflow_mqtt_replayed",
+                    "Messages published again after the broker lost the node's session",
+                    [this] { return mqtt_ ? static_cast<double>(mqtt_->replayed()) : 0.0; });
   metrics_.AddGauge("edgeflow_channels_untracked_messages",
                     "Messages on channels beyond the monitor's limit",
                     [this] { return static_cast<double>(monitor_->untracked_messages()); });
@@ -131,7 +134,15 @@ Status Node::StartChannels() {
       log::Info("listening", {{"proto", "mqtt-ws"}, {"addr", ws->ToString()}});
     }
   }
-  auto mqtt = channels::MqttClient::Create(ClientOptions("pub"));
+  channels::MqttClientOptions pub_options = ClientOptions("pub");
+  if (broker_) {
+    // The managed broker saves its state every autosave_seconds; what it acknowledged since its
+    // last save dies with it. Publishing that again after a restart closes the gap (subscribers
+    // may see those items twice). Without periodic saves, the last 30 s are covered.
+    const int autosave = config_.mqtt.broker.autosave_seconds;
+    pub_options.replay_window = std::chrono::seconds(autosave > 0 ? autosave + 2 : 30);
+  }
+  auto mqtt = channels::MqttClient::Create(std::move(pub_options));
   if (!mqtt) return mqtt.error();
   mqtt_ = std::move(*mqtt);
   auto monitor_mqtt = channels::MqttClient::Create(ClientOptions("monitor"));

@@ -190,5 +190,73 @@ TEST_F(ChannelPublisherTest, APersistentSubscriberLosesNothingWhenTheBrokerIsKil
   for (const auto& s : expected) EXPECT_TRUE(payloads.contains(s)) << s << " was lost";
 }
 
+// The gap the replay closes: Mosquitto acknowledges a message for an absent persistent
+// subscriber, keeps it in memory only, and dies before its next save. The broker here is
+// restarted from a clean save and then saves no more within the test (autosave every hour), so
+// whatever it acknowledges is lost with a kill -9, unless the publisher's client publishes it
+// again after its reconnect.
+TEST_F(ChannelPublisherTest, WhatTheBrokerLostInACrashIsPublishedAgain) {
+  // A broker that knows the persistent subscriber from a clean save, then saves no more.
+  {
+    Inbox ignored;
+    auto subscriber = Client("away-sub", true, &ignored);
+    ASSERT_TRUE(subscriber->WaitConnected(5s));
+    ASSERT_TRUE(subscriber->Subscribe(ChannelTopic("default", "orders"), 1).ok());
+    subscriber->Stop();
+  }
+  publisher_.reset();
+  publisher_client_.reset();
+  broker_->Stop();  // SIGTERM: Mosquitto saves the session on the way out
+  BrokerConfig config;
+  config.dir = dir_.Sub("mqtt");
+  config.listen = broker_->mqtt_address();
+  config.ws_listen.reset();
+  config.autosave_seconds = 3600;
+  auto restarted = BrokerSupervisor::Create(config);
+  ASSERT_TRUE(restarted) << restarted.error().ToString();
+  broker_ = std::move(*restarted);
+  ASSERT_TRUE(broker_->Start().ok());
+
+  MqttClientOptions options;
+  options.broker = broker_->mqtt_address();
+  options.client_id = "edgeflowd-replay";
+  options.replay_window = 30s;
+  auto client = MqttClient::Create(options);
+  ASSERT_TRUE(client) << client.error().ToString();
+  publisher_client_ = std::move(*client);
+  ASSERT_TRUE(publisher_client_->Start().ok());
+  ASSERT_TRUE(publisher_client_->WaitConnected(5s));
+  ChannelsConfig channels;
+  channels.publish_timeout = 3s;
+  publisher_ =
+      std::make_unique<ChannelPublisher>(channels, store_.get(), publisher_client_.get(), &clock_);
+
+  // Acknowledged while the subscriber is away: queued in the broker's memory only.
+  const std::set<std::string> sent = {"order-0", "order-1", "order-2", "order-3", "order-4"};
+  PublishRequest request;
+  request.channel = "orders";
+  for (const std::string& data : sent) {
+    request.data = data;
+    ASSERT_TRUE(publisher_->Publish(request));
+  }
+  const pid_t old_pid = broker_->pid();
+  ASSERT_EQ(::kill(old_pid, SIGKILL), 0);
+  for (int i = 0; i < 500 && (broker_->pid() == old_pid || !broker_->healthy()); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_NE(broker_->pid(), old_pid);
+  // The publisher's client reconnects to the restarted broker, which restored the subscriber's
+  // session from the clean save but not the orders; the client publishes them again.
+  for (int i = 0; i < 500 && publisher_client_->replayed() < sent.size(); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(publisher_client_->replayed(), sent.size());
+
+  Inbox inbox;
+  auto subscriber = Client("away-sub", true, &inbox);
+  const std::set<std::string> payloads = inbox.WaitForPayloads(sent, 15s);
+  for (const auto& s : sent) EXPECT_TRUE(payloads.contains(s)) << s << " was lost";
+}
+
 }  // namespace
 }  // namespace edgeflow::channels
