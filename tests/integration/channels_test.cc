@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/host_port.h"
+#include "support/child_process.h"
 #include "support/command_runner.h"
 #include "support/daemon_test.h"
 #include "support/mqtt_subscriber.h"
@@ -340,6 +341,43 @@ TEST_F(ChannelsTest, MosquittoSubReadsChannelAndEnvelope) {
   EXPECT_TRUE(Contains(line, "ef-data:inline")) << line;
   EXPECT_TRUE(Contains(line, "ef-version:" + r.Json().value("version", "?"))) << line;
   EXPECT_TRUE(Contains(line, "ef-size:19")) << line;
+}
+
+// 3'. A browser-like client reads a channel over MQTT-over-WebSockets (paho-mqtt with the
+// websockets transport, as mqtt.js in a browser would).
+TEST_F(ChannelsTest, WebSocketClientReadsChannel) {
+  auto daemon = StartDaemon();
+  ASSERT_NE(daemon, nullptr);
+  ASSERT_NE(daemon->listen().mqtt_ws.port, 0) << "the node reports no websockets listener";
+  const std::string channel = "browser/view";
+  auto subscriber = ChildProcess::Spawn(
+      "/usr/bin/python3",
+      {EF_TEST_SOURCE_DIR "/integration/mqtt_ws_subscriber.py", "127.0.0.1",
+       std::to_string(daemon->listen().mqtt_ws.port), Topic(channel), "1", "15"});
+  ASSERT_TRUE(subscriber.has_value()) << subscriber.error().ToString();
+  ASSERT_TRUE(
+      (*subscriber)
+          ->WaitForStdout([](const std::string& out) { return Contains(out, "subscribed\n"); },
+                          std::chrono::seconds(15)))
+      << "stderr: " << (*subscriber)->Stderr();
+
+  auto http = Http(*daemon);
+  EF_ASSERT_OK_AND_ASSIGN(auto r, Publish(*http, channel, "for the browser", "key=web-1",
+                                          {{"Content-Type", "text/plain"}}));
+  ASSERT_EQ(r.status, 200) << r.Describe();
+  auto exit = (*subscriber)->Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(exit.has_value()) << "the websockets subscriber did not finish";
+  EXPECT_EQ(exit->exit_code, 0) << exit->ToString() << " stderr: " << (*subscriber)->Stderr();
+  const std::vector<std::string> lines = SplitLines((*subscriber)->Stdout());
+  ASSERT_EQ(lines.size(), 2u) << (*subscriber)->Stdout();
+  auto json = nlohmann::json::parse(lines[1], nullptr, false);
+  ASSERT_TRUE(json.is_object()) << lines[1];
+  EXPECT_EQ(json.value("topic", ""), Topic(channel));
+  EXPECT_EQ(json.value("payload", ""), "for the browser");
+  EXPECT_EQ(json.value("content_type", ""), "text/plain");
+  EXPECT_EQ(json.value("correlation_data", ""), "web-1");
+  EXPECT_EQ(json["user_properties"].value("ef-ref", ""), "/v1/kv/channels/web-1");
+  EXPECT_EQ(json["user_properties"].value("ef-data", ""), "inline");
 }
 
 // 4. The broker is killed (SIGKILL) between publishes. The supervisor starts a new one; the node
