@@ -125,6 +125,8 @@ MqttClient::~MqttClient() {
 
 void MqttClient::SetMessageHandler(MessageHandler handler) { handler_ = std::move(handler); }
 
+void MqttClient::SetPublishedHandler(MessageHandler handler) { published_ = std::move(handler); }
+
 Status MqttClient::Start() {
   std::lock_guard lock(mu_);
   if (started_) return Status::FailedPrecondition("the MQTT client was already started");
@@ -213,13 +215,14 @@ void MqttClient::Run() {
 }
 
 void MqttClient::SubscribeAll() {
-  std::map<std::string, int> subscriptions;
+  std::map<std::string, Subscription> subscriptions;
   {
     std::lock_guard lock(mu_);
     subscriptions = subscriptions_;
   }
-  for (const auto& [filter, qos] : subscriptions) {
-    const int rc = mosquitto_subscribe_v5(mosq_, nullptr, filter.c_str(), qos, 0, nullptr);
+  for (const auto& [filter, subscription] : subscriptions) {
+    const int rc = mosquitto_subscribe_v5(mosq_, nullptr, filter.c_str(), subscription.qos,
+                                          subscription.options, nullptr);
     if (rc != MOSQ_ERR_SUCCESS) {
       log::Warn("mqtt resubscribe failed",
                 {{"filter", filter}, {"error", std::string(mosquitto_strerror(rc))}});
@@ -269,7 +272,10 @@ Status MqttClient::Publish(const MqttMessage& message, std::chrono::milliseconds
         deadline - std::chrono::steady_clock::now());
     Status acked =
         AwaitAck(&publish_acks_, mid, std::max(left, std::chrono::milliseconds(0)), "publish");
-    if (acked.ok()) Remember(message);
+    if (acked.ok()) {
+      Remember(message);
+      if (published_) published_(message);
+    }
     return acked;
   }
 }
@@ -318,17 +324,19 @@ void MqttClient::Replay() {
             {{"broker", options_.broker.ToString()}, {"messages", std::to_string(sent)}});
 }
 
-Status MqttClient::Subscribe(const std::string& filter, int qos,
-                             std::chrono::milliseconds timeout) {
+Status MqttClient::Subscribe(const std::string& filter, int qos, std::chrono::milliseconds timeout,
+                             bool no_local) {
   if (qos < 0 || qos > 2) return Status::InvalidArgument("MQTT QoS must be 0, 1 or 2");
   if (filter.empty()) return Status::InvalidArgument("empty MQTT topic filter");
+  const Subscription subscription{qos, no_local ? MQTT_SUB_OPT_NO_LOCAL : 0};
   {
     std::lock_guard lock(mu_);
-    subscriptions_[filter] = qos;
+    subscriptions_[filter] = subscription;
   }
   if (!connected()) return Status::Ok();  // the next connect subscribes
   int mid = 0;
-  const int rc = mosquitto_subscribe_v5(mosq_, &mid, filter.c_str(), qos, 0, nullptr);
+  const int rc =
+      mosquitto_subscribe_v5(mosq_, &mid, filter.c_str(), qos, subscription.options, nullptr);
   if (rc == MOSQ_ERR_NO_CONN) return Status::Ok();
   if (rc != MOSQ_ERR_SUCCESS) {
     std::lock_guard lock(mu_);

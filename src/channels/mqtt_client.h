@@ -68,6 +68,10 @@ class MqttClient {
 
   // Set before Start(): receives every message of every subscription.
   void SetMessageHandler(MessageHandler handler);
+  // Set before Start(): sees every message this client published and the broker acknowledged
+  // (QoS 1 and 2; on the publishing thread, after the ack). With a no_local subscription it lets
+  // a client count its own traffic without the broker echoing it back.
+  void SetPublishedHandler(MessageHandler handler);
   // Starts the network thread, which connects in the background.
   Status Start();
   // Disconnects and joins the network thread. Idempotent.
@@ -84,9 +88,11 @@ class MqttClient {
   Status Publish(const MqttMessage& message, std::chrono::milliseconds timeout);
 
   // Subscribes now if connected, and again after every reconnect. Waits for the SUBACK up to
-  // `timeout` when connected.
+  // `timeout` when connected. With `no_local` the broker does not send this client the messages
+  // it published itself (MQTT 5).
   Status Subscribe(const std::string& filter, int qos,
-                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
+                   std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                   bool no_local = false);
 
   uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
   // Messages published again after reconnects (see MqttClientOptions::replay_window).
@@ -122,6 +128,7 @@ class MqttClient {
   const MqttClientOptions options_;
   mosquitto* mosq_ = nullptr;
   MessageHandler handler_;
+  MessageHandler published_;
   std::thread thread_;
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> reconnects_{0};
@@ -129,12 +136,16 @@ class MqttClient {
   uint64_t connects_ = 0;  // network thread only
 
   std::mutex mu_;
-  std::condition_variable cv_;                // connection state, acks, stop
-  bool stopping_ = false;                     // GUARDED_BY(mu_)
-  bool started_ = false;                      // GUARDED_BY(mu_)
-  std::map<std::string, int> subscriptions_;  // GUARDED_BY(mu_): filter -> qos
-  std::map<int, Ack> publish_acks_;           // GUARDED_BY(mu_)
-  std::map<int, Ack> subscribe_acks_;         // GUARDED_BY(mu_)
+  std::condition_variable cv_;  // connection state, acks, stop
+  bool stopping_ = false;       // GUARDED_BY(mu_)
+  bool started_ = false;        // GUARDED_BY(mu_)
+  struct Subscription {
+    int qos = 0;
+    int options = 0;  // MQTT 5 subscription options (no local)
+  };
+  std::map<std::string, Subscription> subscriptions_;  // GUARDED_BY(mu_): by filter
+  std::map<int, Ack> publish_acks_;                    // GUARDED_BY(mu_)
+  std::map<int, Ack> subscribe_acks_;                  // GUARDED_BY(mu_)
   // Ids whose waiter gave up ({is publish, id}): their late ack is dropped, not parked.
   std::set<std::pair<bool, int>> abandoned_;  // GUARDED_BY(mu_)
   struct Recent {

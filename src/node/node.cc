@@ -145,20 +145,21 @@ Status Node::StartChannels() {
   auto mqtt = channels::MqttClient::Create(std::move(pub_options));
   if (!mqtt) return mqtt.error();
   mqtt_ = std::move(*mqtt);
-  auto monitor_mqtt = channels::MqttClient::Create(ClientOptions("monitor"));
-  if (!monitor_mqtt) return monitor_mqtt.error();
-  monitor_mqtt_ = std::move(*monitor_mqtt);
+  // The monitor counts what the node publishes as it is acknowledged, and what other clients
+  // publish through a no-local subscription on the same connection: the broker does not echo the
+  // node's own messages back (which would double its fan-out and wake the node for each).
   channels::ChannelMonitor* monitor = monitor_.get();
-  monitor_mqtt_->SetMessageHandler([monitor](const channels::MqttMessage& message) {
+  auto record = [monitor](const channels::MqttMessage& message) {
     monitor->Record(message.topic, message.payload.size());
-  });
+  };
+  mqtt_->SetMessageHandler(record);
+  mqtt_->SetPublishedHandler(record);
   EF_RETURN_IF_ERROR(mqtt_->Start());
-  EF_RETURN_IF_ERROR(monitor_mqtt_->Start());
   // The managed broker is healthy by now, so the connections come up at once; an external
   // broker may be away, and the node then serves EKV while its clients keep reconnecting.
   // An external broker gets a short wait only: the node must not hold EKV back for it.
   const auto wait = broker_ ? std::chrono::seconds(10) : std::chrono::seconds(1);
-  const bool connected = mqtt_->WaitConnected(wait) && monitor_mqtt_->WaitConnected(wait);
+  const bool connected = mqtt_->WaitConnected(wait);
   if (!connected) {
     const std::string address = ClientOptions("pub").broker.ToString();
     if (broker_) return Status::Unavailable("cannot connect to the MQTT broker at " + address);
@@ -166,7 +167,8 @@ Status Node::StartChannels() {
               {{"broker", address}});
   }
   // Subscribing only registers the filter while disconnected; it is renewed on every connect.
-  if (Status s = monitor_mqtt_->Subscribe(channels::AllChannelsFilter(config_.channels.tenant), 0);
+  if (Status s = mqtt_->Subscribe(channels::AllChannelsFilter(config_.channels.tenant), 0,
+                                  std::chrono::seconds(5), /*no_local=*/true);
       !s.ok() && connected) {
     return s;
   }
@@ -184,7 +186,6 @@ Status Node::StartChannels() {
 
 void Node::StopChannels() noexcept {
   if (notifier_) notifier_->Stop();
-  if (monitor_mqtt_) monitor_mqtt_->Stop();
   if (mqtt_) mqtt_->Stop();
   if (broker_) broker_->Stop();
 }

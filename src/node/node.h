@@ -66,8 +66,8 @@ class Node {
   // Channels (all null when mqtt.enabled is false; broker_ also with an external broker).
   std::unique_ptr<channels::BrokerSupervisor> broker_;
   std::unique_ptr<channels::ChannelMonitor> monitor_;
-  std::unique_ptr<channels::MqttClient> mqtt_;          // publishes (producers, notifications)
-  std::unique_ptr<channels::MqttClient> monitor_mqtt_;  // watches every channel for the monitor
+  // Publishes (producers, notifications) and watches every channel for the monitor.
+  std::unique_ptr<channels::MqttClient> mqtt_;
   std::unique_ptr<channels::ChannelPublisher> publisher_;
   std::unique_ptr<channels::KeyChangeNotifier> notifier_;
   bool started_ = false;

@@ -846,6 +846,26 @@ TEST_F(ChannelsTest, ChannelStatsListPublishedChannels) {
 
   EF_ASSERT_OK_AND_ASSIGN(auto invalid, http->Get("/v1/channels/a//b"));
   EXPECT_EQ(invalid.status, 400) << invalid.Describe();
+
+  // What other MQTT clients publish on a channel is counted too (the node sees it through its
+  // subscription; its own messages it counts when the broker acknowledges them, exactly once).
+  const std::string foreign = "stats/foreign";
+  CommandResult sent = RunCommand(
+      "mosquitto_pub", {"-V", "5", "-h", "127.0.0.1", "-p", std::to_string(daemon->mqtt_port()),
+                        "-q", "1", "-t", Topic(foreign), "-m", "from another client"});
+  ASSERT_EQ(sent.exit_code(), 0) << sent.Describe();
+  nlohmann::json seen;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto r = http->Get("/v1/channels/" + foreign);
+        if (!r.has_value() || r->status != 200) return false;
+        seen = r->Json();
+        return seen.is_object() && seen.value("messages", 0) >= 1;
+      },
+      kWait))
+      << "a message from mosquitto_pub on " << foreign << " was never counted";
+  EXPECT_EQ(seen.value("messages", 0), 1) << seen.dump();
+  EXPECT_EQ(seen.value("bytes", 0), 19) << seen.dump();
 }
 
 // 8. A node started with --no-mqtt runs no broker and refuses the channel routes with 503.
