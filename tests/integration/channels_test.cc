@@ -622,7 +622,7 @@ TEST_F(ChannelsTest, LargeEnvelopeDoesNotBreakPublishing) {
 
 // 5b. The broker is unreachable (an external broker on a port where nothing listens): publishing
 // answers 503 within the publish timeout, names where the data is stored, and the data is there.
-TEST_F(ChannelsTest, UnreachableBrokerAnswers503AndKeepsTheData) {
+TEST_F(ChannelsTest, ExternalBrokerDownAnswers503AndKeepsTheDataThenWorksWhenUp) {
   auto port = PickFreePort("127.0.0.1");
   ASSERT_TRUE(port.has_value()) << port.error().ToString();
   auto daemon = StartWithConfig("channels:\n  publish_timeout_ms: 300\n",
@@ -647,6 +647,32 @@ TEST_F(ChannelsTest, UnreachableBrokerAnswers503AndKeepsTheData) {
   EF_ASSERT_OK_AND_ASSIGN(auto get, http->Get("/v1/kv/channels/kept-while-down"));
   EXPECT_EQ(get.status, 200) << "the put was lost: " << get.Describe();
   EXPECT_EQ(get.body, "order #1");
+
+  // The external broker comes up (a plain Mosquitto the node does not manage): the node
+  // connects on its own and channels work through it.
+  auto broker = ChildProcess::Spawn("/usr/sbin/mosquitto", {"-p", std::to_string(*port)});
+  ASSERT_TRUE(broker.has_value()) << broker.error().ToString();
+  ASSERT_TRUE(PollUntil([&] { return NodeChannels(*http).value("connected", false); }, kWait))
+      << "the node never connected to the external broker; mosquitto: " << (*broker)->Stderr();
+  MqttSubscriberOptions options;
+  options.broker = HostPort{"127.0.0.1", static_cast<uint16_t>(*port)};
+  options.filters = {Topic("outbox/orders")};
+  auto subscriber = MqttSubscriber::Start(options);
+  ASSERT_TRUE(subscriber.has_value()) << subscriber.error().ToString();
+  EF_ASSERT_OK_AND_ASSIGN(auto again,
+                          Publish(*http, "outbox/orders", "order #2", "key=sent-when-back"));
+  EXPECT_EQ(again.status, 200) << again.Describe();
+  EXPECT_TRUE((*subscriber)
+                  ->WaitFor(
+                      [](const std::vector<MqttReceived>& got) {
+                        return std::any_of(got.begin(), got.end(), [](const MqttReceived& m) {
+                          return m.payload == "order #2";
+                        });
+                      },
+                      kWait));
+  (*subscriber)->Stop();
+  (*broker)->Signal(SIGTERM);
+  (*broker)->Finish(std::chrono::seconds(5));
 }
 
 // 5c. A reference outlives neither its TTL nor the message: after ?ttl= the item is gone.
