@@ -47,6 +47,18 @@ class SpecReader {
     problems_.push_back(std::move(problem));
   }
 
+  // YAML parsers keep a repeated key (yaml-cpp returns the first, iteration sees both): a repeated
+  // key is almost always a mistake, and which one wins would be a surprise either way.
+  void Duplicates(const YAML::Node& node, const std::string& path) {
+    std::set<std::string> seen;
+    for (const auto& entry : node) {
+      const std::string key = entry.first.Scalar();
+      if (!seen.insert(key).second) {
+        Problem(entry.first, Join(path, key), "'" + key + "' is given more than once");
+      }
+    }
+  }
+
   // A mapping (or absent); complains about keys not in `known`.
   bool Mapping(const YAML::Node& node, const std::string& path,
                std::initializer_list<std::string_view> known) {
@@ -54,6 +66,7 @@ class SpecReader {
       Problem(node, path, "must be a mapping");
       return false;
     }
+    Duplicates(node, path);
     for (const auto& entry : node) {
       const std::string key = entry.first.Scalar();
       if (std::find(known.begin(), known.end(), key) == known.end()) {
@@ -127,6 +140,7 @@ class SpecReader {
       Problem(node, path, "must be a mapping of names to channels");
       return;
     }
+    Duplicates(node, path);
     for (const auto& entry : node) {
       const std::string name = entry.first.Scalar();
       const std::string port_path = Join(path, name);
@@ -163,8 +177,11 @@ void SpecReader::Function(const std::string& pipeline, const YAML::Node& key,
                 "context", "allow_cycle"})) {
     return;
   }
-  if (node["code"]) String(node["code"], path + ".code", &f->code_dir);
-  if (node["image"]) String(node["image"], path + ".image", &f->image);
+  for (auto [key_name, target] : {std::pair{"code", &f->code_dir}, std::pair{"image", &f->image}}) {
+    if (node[key_name] && String(node[key_name], Join(path, key_name), target) && target->empty()) {
+      Problem(node[key_name], Join(path, key_name), "must not be empty");
+    }
+  }
   if (node["code"] && node["image"]) {
     Problem(node["image"], path + ".image", "give either code (a directory) or image, not both");
   } else if (!node["code"] && !node["image"]) {
@@ -178,7 +195,9 @@ void SpecReader::Function(const std::string& pipeline, const YAML::Node& key,
   } else {
     for (size_t i = 0; i < command.size(); ++i) {
       std::string arg;
-      if (String(command[i], path + ".command[" + std::to_string(i) + "]", &arg)) {
+      const std::string arg_path = path + ".command[" + std::to_string(i) + "]";
+      if (String(command[i], arg_path, &arg)) {
+        if (i == 0 && arg.empty()) Problem(command[i], arg_path, "the program must not be empty");
         f->command.push_back(std::move(arg));
       }
     }
@@ -203,6 +222,7 @@ void SpecReader::Function(const std::string& pipeline, const YAML::Node& key,
     if (!env.IsMap()) {
       Problem(env, path + ".env", "must be a mapping of variable names to strings");
     } else {
+      Duplicates(env, path + ".env");
       for (const auto& entry : env) {
         std::string value;
         if (String(entry.second, path + ".env." + entry.first.Scalar(), &value)) {
@@ -368,11 +388,32 @@ void SpecReader::Cycles(const PipelineSpec& spec, const YAML::Node& functions) {
     const bool allowed = std::any_of(component.begin(), component.end(),
                                      [&](size_t f) { return spec.functions[f].allow_cycle; });
     if (allowed) continue;
+    // A loop in the direction the data flows, from the first function declared back to it.
+    const std::set<size_t> members(component.begin(), component.end());
+    std::vector<size_t> path_back;
+    std::set<size_t> visited;
+    std::function<bool(size_t)> find_back = [&](size_t v) {
+      path_back.push_back(v);
+      for (size_t w : edges[v]) {
+        if (w == component[0]) return true;
+        if (members.contains(w) && visited.insert(w).second && find_back(w)) return true;
+      }
+      path_back.pop_back();
+      return false;
+    };
+    find_back(component[0]);
     std::string loop;
-    for (size_t f : component) loop += spec.functions[f].name + " -> ";
+    for (size_t f : path_back) loop += spec.functions[f].name + " -> ";
     loop += spec.functions[component[0]].name;
     const FunctionSpec& first = spec.functions[component[0]];
-    Problem(functions[first.name], "functions." + first.name,
+    YAML::Node at = functions;
+    for (const auto& entry : functions) {
+      if (entry.first.Scalar() == first.name) {
+        at = entry.first;
+        break;
+      }
+    }
+    Problem(at, "functions." + first.name,
             self_loop ? "'" + first.name +
                             "' publishes on a channel it also consumes, so it feeds itself; set "
                             "allow_cycle: true if that is intended"
@@ -438,6 +479,7 @@ SpecParseResult ParsePipelineSpec(std::string_view yaml_text) {
         reader.Problem(functions, "functions",
                        "must be a non-empty mapping of function names to functions");
       } else {
+        reader.Duplicates(functions, "functions");
         for (const auto& entry : functions) {
           FunctionSpec f;
           reader.Function(result.spec.name, entry.first, entry.second, &f);

@@ -20,6 +20,9 @@
 //       context: {per_key: false}
 //       allow_cycle: false            # true: this function may feed its own inputs
 //
+// Numbers are whole and bounded: memory_mb and pids 1..1048576, concurrency.min 0..1024 and max
+// 1..1024, timeouts and windows in ms 1..86400000, retry.attempts 1..100. Keys repeated in a
+// mapping are problems too (paths of list elements read "functions.f.command[1]").
 // Names of functions, inputs and outputs: [A-Za-z0-9_-], 1..64 characters. Channels follow the
 // channel name rules (channels/channel_name.h). Validation is complete: every problem is reported,
 // each with its line and column and the dotted path of the key ("functions.detect.limits.cpus"),
@@ -44,7 +47,8 @@ struct SpecProblem {
   std::string path;  // dotted key path, "" for the document
   std::string message;
 
-  // "<source>:<line>:<column>: <path>: <message>"
+  // "<source>:<line>:<column>: <path>: <message>"; without ":<line>:<column>" when the problem
+  // has no place, and without "<path>: " when it concerns the whole document.
   std::string ToString(std::string_view source) const;
 };
 
