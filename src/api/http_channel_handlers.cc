@@ -103,8 +103,7 @@ HttpResponse HttpChannelHandlers::Publish(const HttpRequest& req, const RouteMat
     request.key = *key;
   }
   if (auto ns = query->Get("ns")) {
-    if (Status s = kv::ValidateNamespace(*ns); !s.ok()) return fail(s);
-    if (Status s = kv::ValidateClientWritable(*ns); !s.ok()) return fail(s);
+    if (Status s = kv::ValidateWritableNamespace(*ns); !s.ok()) return fail(s);
     request.ns = *ns;
   }
   if (auto ttl = query->Get("ttl")) {

@@ -145,8 +145,9 @@ HttpResponse HttpHandlers::Node(const HttpRequest& req) {
 }
 
 std::optional<HttpResponse> HttpHandlers::RejectBadItemAddress(const HttpRequest& req,
-                                                               const RouteMatch& match) const {
-  Status s = kv::ValidateNamespace(match.ns);
+                                                               const RouteMatch& match,
+                                                               bool write) const {
+  Status s = write ? kv::ValidateWritableNamespace(match.ns) : kv::ValidateNamespace(match.ns);
   if (s.ok() && match.key.empty()) {
     s = Status::InvalidArgument(
         "key must not be empty (to list a namespace, use GET /v1/kv/{ns} without the slash)");
@@ -161,7 +162,9 @@ std::optional<HttpResponse> HttpHandlers::RejectBadItemAddress(const HttpRequest
 }
 
 HttpResponse HttpHandlers::KvGet(const HttpRequest& req, const RouteMatch& match) {
-  if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
+  if (auto rejected = RejectBadItemAddress(req, match, /*write=*/false)) {
+    return std::move(*rejected);
+  }
   const bool head = req.method() == http::verb::head;
   std::optional<EntityTagCondition> if_none_match;
   if (auto value = HeaderValue(req, http::field::if_none_match)) {
@@ -215,8 +218,7 @@ HttpResponse HttpHandlers::KvGet(const HttpRequest& req, const RouteMatch& match
 }
 
 HttpResponse HttpHandlers::KvPut(HttpRequest& req, const RouteMatch& match) {
-  if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
-  if (Status s = kv::ValidateClientWritable(match.ns); !s.ok()) return ErrorResponse(req, s);
+  if (auto rejected = RejectBadItemAddress(req, match, /*write=*/true)) return std::move(*rejected);
   auto query = QueryParams::Parse(match.query);
   if (!query) return ErrorResponse(req, query.error());
 
@@ -270,8 +272,7 @@ HttpResponse HttpHandlers::KvPut(HttpRequest& req, const RouteMatch& match) {
 }
 
 HttpResponse HttpHandlers::KvDelete(const HttpRequest& req, const RouteMatch& match) {
-  if (auto rejected = RejectBadItemAddress(req, match)) return std::move(*rejected);
-  if (Status s = kv::ValidateClientWritable(match.ns); !s.ok()) return ErrorResponse(req, s);
+  if (auto rejected = RejectBadItemAddress(req, match, /*write=*/true)) return std::move(*rejected);
   kv::DeleteOptions options;
   if (auto if_match = HeaderValue(req, http::field::if_match)) {
     auto cond = ParseEntityTagCondition(*if_match);

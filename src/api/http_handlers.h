@@ -29,10 +29,11 @@ class HttpHandlers {
   HttpResponse KvDelete(const HttpRequest& req, const RouteMatch& match);
   HttpResponse KvList(const HttpRequest& req, const RouteMatch& match);
 
-  // Namespace and key checks shared by the item routes (the key limit is the server's): the
-  // error response (414 for a key over the limit), or nothing when the address is valid.
-  std::optional<HttpResponse> RejectBadItemAddress(const HttpRequest& req,
-                                                   const RouteMatch& match) const;
+  // Namespace and key checks shared by the item routes (the key limit is the server's; writes may
+  // not go to the node's own namespace): the error response (414 for a key over the limit), or
+  // nothing when the address is valid.
+  std::optional<HttpResponse> RejectBadItemAddress(const HttpRequest& req, const RouteMatch& match,
+                                                   bool write) const;
   HttpResponse ErrorResponse(const HttpRequest& req, const Status& status) const;
 
   const HttpServerConfig& config_;

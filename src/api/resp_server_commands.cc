@@ -53,10 +53,8 @@ void RespCommands::CmdSelect(RespSession& s, Args args, RespWriter& out) {
     out.Ok();
     return;
   }
-  Status st = kv::ValidateNamespace(arg);
   // RESP sessions write to the namespace they select, so the node's own one cannot be selected.
-  if (st.ok()) st = kv::ValidateClientWritable(arg);
-  if (!st.ok()) {
+  if (Status st = kv::ValidateWritableNamespace(arg); !st.ok()) {
     ReplyError(out, "ERR invalid DB index or namespace name: " + st.message());
     return;
   }

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <vector>
 
+#include "client/edge_client.h"
 #include "common/url_codec.h"
 
 namespace edgeflow::cli {
@@ -52,20 +53,14 @@ std::string CliCommands::ItemTarget(const std::string& ns, const std::string& ke
 int CliCommands::Fail(const Status& status) { return ReportFailure(err_, status); }
 
 int CliCommands::Refused(const Response& res) {
-  std::string code = "HTTP_" + std::to_string(res.result_int());
-  std::string message = res.body();
-  auto json = nlohmann::json::parse(res.body(), nullptr, /*allow_exceptions=*/false);
-  if (json.is_object() && json.contains("error") && json["error"].is_object()) {
-    code = json["error"].value("code", code);
-    message = json["error"].value("message", message);
-  }
-  if (res.result() == http::status::not_found && code == "NOT_FOUND") {
-    std::fprintf(err_, "edgeflow: not found: %s\n", message.c_str());
+  const Status status = client::EdgeClient::StatusOf(res);
+  if (res.result() == http::status::not_found && status.Is(ErrorCode::kNotFound)) {
+    std::fprintf(err_, "edgeflow: not found: %s\n", status.message().c_str());
   } else if (res.result() == http::status::precondition_failed) {
-    std::fprintf(err_, "edgeflow: precondition failed: %s\n", message.c_str());
+    std::fprintf(err_, "edgeflow: precondition failed: %s\n", status.message().c_str());
   } else {
-    std::fprintf(err_, "edgeflow: %s (HTTP %u %s)\n", message.c_str(), res.result_int(),
-                 code.c_str());
+    std::fprintf(err_, "edgeflow: %s (HTTP %u %s)\n", status.message().c_str(), res.result_int(),
+                 std::string(ErrorCodeName(status.code())).c_str());
   }
   return kExitRefused;
 }

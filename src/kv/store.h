@@ -165,9 +165,10 @@ class Store {
 // Validation shared by the front-ends, so that they can reject bad input before touching the store.
 Status ValidateNamespace(std::string_view ns);
 // The namespace where the node keeps its own state (for example the positions of key-change
-// notifiers). Clients may read it but not write it: the front-ends check ValidateClientWritable.
+// notifiers). Clients may read it but not write it.
 inline constexpr std::string_view kNodeStateNamespace = "_edgeflow";
-Status ValidateClientWritable(std::string_view ns);
+// ValidateNamespace, and not the node's own namespace: where the front-ends let clients write.
+Status ValidateWritableNamespace(std::string_view ns);
 Status ValidateKey(std::string_view key, size_t max_key_bytes);
 
 }  // namespace edgeflow::kv

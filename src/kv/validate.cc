@@ -4,7 +4,8 @@
 
 namespace edgeflow::kv {
 
-Status ValidateClientWritable(std::string_view ns) {
+Status ValidateWritableNamespace(std::string_view ns) {
+  EF_RETURN_IF_ERROR(ValidateNamespace(ns));
   if (ns == kNodeStateNamespace) {
     return Status::InvalidArgument("namespace '" + std::string(ns) +
                                    "' holds the node's own state and is read-only for clients");

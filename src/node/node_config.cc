@@ -166,9 +166,7 @@ Status ReadResp(Section section, api::RespServerConfig* resp) {
   if (resp->io_threads > 256) {
     return Status::InvalidArgument("resp.io_threads must be between 0 (automatic) and 256");
   }
-  Status ns_status = kv::ValidateNamespace(resp->default_namespace);
-  if (ns_status.ok()) ns_status = kv::ValidateClientWritable(resp->default_namespace);
-  if (Status s = ns_status; !s.ok()) {
+  if (Status s = kv::ValidateWritableNamespace(resp->default_namespace); !s.ok()) {
     return Status::InvalidArgument("resp.default_namespace: " + s.message());
   }
   return section.CheckUnknown();
@@ -302,9 +300,7 @@ Status ValidateChannels(const NodeConfig& config) {
   if (Status s = channels::ValidateTenant(channels.tenant); !s.ok()) {
     return Status::InvalidArgument("channels.tenant: " + s.message());
   }
-  Status ns_status = kv::ValidateNamespace(channels.ns);
-  if (ns_status.ok()) ns_status = kv::ValidateClientWritable(channels.ns);
-  if (Status s = ns_status; !s.ok()) {
+  if (Status s = kv::ValidateWritableNamespace(channels.ns); !s.ok()) {
     return Status::InvalidArgument("channels.namespace: " + s.message());
   }
   const size_t packet = config.mqtt.broker.max_packet_bytes;
