@@ -6,6 +6,7 @@
 #include "api/http_params.h"
 #include "channels/channel_name.h"
 #include "channels/envelope.h"
+#include "common/text_encoding.h"
 #include "common/url_codec.h"
 
 namespace edgeflow::api {
@@ -114,6 +115,12 @@ HttpResponse HttpChannelHandlers::Publish(const HttpRequest& req, const RouteMat
       if (!millis) return fail(millis.error());
       request.ttl_ms = *millis;
     }
+  }
+  if (auto stream = query->Get("stream")) {
+    if (stream->empty() || stream->size() > 256 || !IsValidUtf8(*stream)) {
+      return fail(Status::InvalidArgument("stream must be 1..256 bytes of UTF-8"));
+    }
+    request.stream = *stream;
   }
   if (auto mode = query->Get("mode")) {
     auto parsed = ParseMode(*mode);

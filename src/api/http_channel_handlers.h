@@ -9,6 +9,7 @@
 //        ?ns=NS   EKV namespace (default: the node's channels namespace)
 //        ?ttl=T   the stored item expires after T (30, 1.5, 250ms, 5m, 2h) or "none"
 //        ?mode=auto|inline|ref   how the data travels (auto: inline up to the node's threshold)
+//        ?stream=S  the stream key the item belongs to (functions keep per-stream context)
 //        Content-Type   stored with the data and sent as the message's content type
 //        traceparent    W3C trace context: its trace id travels in the envelope
 //
@@ -17,20 +18,15 @@
 
 #include "api/http_response.h"
 #include "api/http_router.h"
+#include "api/http_services.h"
 #include "channels/channel_monitor.h"
 #include "channels/channel_publisher.h"
 
 namespace edgeflow::api {
 
-// The channel components the HTTP front-end serves; all nullptr when the node has no channels.
-struct HttpChannelServices {
-  channels::ChannelPublisher* publisher = nullptr;
-  const channels::ChannelMonitor* monitor = nullptr;
-};
-
 class HttpChannelHandlers {
  public:
-  explicit HttpChannelHandlers(HttpChannelServices services) : services_(services) {}
+  explicit HttpChannelHandlers(HttpServices services) : services_(services) {}
 
   // REQUIRES: match.route is one of the channel routes and match.method_allowed.
   HttpResponse Handle(const HttpRequest& req, const RouteMatch& match);
@@ -40,7 +36,7 @@ class HttpChannelHandlers {
   HttpResponse Get(const HttpRequest& req, const RouteMatch& match);
   HttpResponse Publish(const HttpRequest& req, const RouteMatch& match);
 
-  HttpChannelServices services_;
+  HttpServices services_;
 };
 
 }  // namespace edgeflow::api

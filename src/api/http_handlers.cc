@@ -75,12 +75,13 @@ Result<kv::Version> ParseVersionTag(const EntityTagCondition& cond) {
 
 HttpHandlers::HttpHandlers(const HttpServerConfig& config, kv::Store* store,
                            metrics::Registry* registry, NodeInfoProvider node_info,
-                           HttpChannelServices channels)
+                           HttpServices channels)
     : config_(config),
       store_(store),
       registry_(registry),
       node_info_(std::move(node_info)),
-      channel_handlers_(channels) {}
+      channel_handlers_(channels),
+      function_handlers_(channels.pipelines) {}
 
 HttpResponse HttpHandlers::Handle(HttpRequest& req, const RouteMatch& match) {
   try {
@@ -111,6 +112,11 @@ HttpResponse HttpHandlers::Handle(HttpRequest& req, const RouteMatch& match) {
       case HttpRoute::kChannel:
       case HttpRoute::kChannelPublish:
         return channel_handlers_.Handle(req, match);
+      case HttpRoute::kPipelineList:
+      case HttpRoute::kPipeline:
+      case HttpRoute::kFunctionLogs:
+      case HttpRoute::kFunctionList:
+        return function_handlers_.Handle(req, match);
       case HttpRoute::kWatch:
       case HttpRoute::kUnknown:
         break;

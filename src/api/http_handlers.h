@@ -6,6 +6,7 @@
 #pragma once
 
 #include "api/http_channel_handlers.h"
+#include "api/http_function_handlers.h"
 #include "api/http_response.h"
 #include "api/http_router.h"
 #include "api/http_server.h"
@@ -15,7 +16,7 @@ namespace edgeflow::api {
 class HttpHandlers {
  public:
   HttpHandlers(const HttpServerConfig& config, kv::Store* store, metrics::Registry* registry,
-               NodeInfoProvider node_info, HttpChannelServices channels);
+               NodeInfoProvider node_info, HttpServices channels);
 
   // REQUIRES: match.route != kWatch and match.method_allowed. Never throws.
   HttpResponse Handle(HttpRequest& req, const RouteMatch& match);
@@ -41,6 +42,7 @@ class HttpHandlers {
   metrics::Registry* registry_;
   NodeInfoProvider node_info_;
   HttpChannelHandlers channel_handlers_;
+  HttpFunctionHandlers function_handlers_;
 };
 
 }  // namespace edgeflow::api

@@ -22,6 +22,8 @@ unsigned HttpStatusFor(ErrorCode code) {
       return 410;
     case ErrorCode::kUnavailable:
       return 503;
+    case ErrorCode::kDeadlineExceeded:
+      return 504;
     case ErrorCode::kIoError:
     case ErrorCode::kCorruption:
     case ErrorCode::kInternal:

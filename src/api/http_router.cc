@@ -9,6 +9,8 @@ constexpr std::string_view kReadOnly = "GET, HEAD";
 constexpr std::string_view kItemMethods = "GET, HEAD, PUT, POST, DELETE";
 constexpr std::string_view kGetOnly = "GET";
 constexpr std::string_view kPostOnly = "POST";
+constexpr std::string_view kListAndCreate = "GET, HEAD, POST";
+constexpr std::string_view kReadAndDelete = "GET, HEAD, DELETE";
 constexpr std::string_view kPublishSuffix = "/publish";
 
 bool Allows(HttpRoute route, HttpMethod method) {
@@ -19,7 +21,16 @@ bool Allows(HttpRoute route, HttpMethod method) {
     case HttpRoute::kKvList:
     case HttpRoute::kChannelList:
     case HttpRoute::kChannel:
+    case HttpRoute::kFunctionList:
       return method == HttpMethod::kGet || method == HttpMethod::kHead;
+    case HttpRoute::kPipelineList:
+      return method == HttpMethod::kGet || method == HttpMethod::kHead ||
+             method == HttpMethod::kPost;
+    case HttpRoute::kPipeline:
+      return method == HttpMethod::kGet || method == HttpMethod::kHead ||
+             method == HttpMethod::kDelete;
+    case HttpRoute::kFunctionLogs:
+      return method == HttpMethod::kGet;
     case HttpRoute::kChannelPublish:
       return method == HttpMethod::kPost;
     case HttpRoute::kKvItem:
@@ -40,6 +51,12 @@ std::string_view AllowHeader(HttpRoute route) {
       return kGetOnly;
     case HttpRoute::kChannelPublish:
       return kPostOnly;
+    case HttpRoute::kPipelineList:
+      return kListAndCreate;
+    case HttpRoute::kPipeline:
+      return kReadAndDelete;
+    case HttpRoute::kFunctionLogs:
+      return kGetOnly;
     default:
       return kReadOnly;
   }
@@ -55,8 +72,8 @@ Status NotFound(std::string_view path) {
   std::string shown(path.substr(0, 200));
   return Status::NotFound("no resource at '" + shown +
                           "' (try /v1/kv/{ns}/{key}, /v1/kv/{ns}, /v1/watch/{ns}, "
-                          "/v1/channels, /v1/channels/{channel}/publish, /v1/node, /healthz, "
-                          "/metrics)");
+                          "/v1/channels, /v1/channels/{channel}/publish, /v1/pipelines, "
+                          "/v1/functions, /v1/node, /healthz, /metrics)");
 }
 
 }  // namespace
@@ -108,6 +125,14 @@ std::string_view HttpRouteName(HttpRoute route) {
       return "channel";
     case HttpRoute::kChannelPublish:
       return "channel_publish";
+    case HttpRoute::kPipelineList:
+      return "pipeline_list";
+    case HttpRoute::kPipeline:
+      return "pipeline";
+    case HttpRoute::kFunctionLogs:
+      return "function_logs";
+    case HttpRoute::kFunctionList:
+      return "function_list";
     case HttpRoute::kUnknown:
       return "unknown";
   }
@@ -158,6 +183,31 @@ Result<RouteMatch> MatchRoute(HttpMethod method, std::string_view target) {
     auto channel = PercentDecode(rest3, /*plus_as_space=*/false);
     if (!channel) return Error(channel.error());
     match.channel = std::move(*channel);
+  } else if (path == "/v1/pipelines" || path == "/v1/pipelines/") {
+    match.route = HttpRoute::kPipelineList;
+  } else if (path == "/v1/functions" || path == "/v1/functions/") {
+    match.route = HttpRoute::kFunctionList;
+  } else if (std::string_view rest4 = path; ConsumePrefix(&rest4, "/v1/pipelines/")) {
+    // {p} or {p}/functions/{f}/logs; names are single segments.
+    const size_t slash = rest4.find('/');
+    auto pipeline = PercentDecode(rest4.substr(0, slash), /*plus_as_space=*/false);
+    if (!pipeline) return Error(pipeline.error());
+    if (pipeline->empty()) return Error(NotFound(path));
+    match.pipeline = std::move(*pipeline);
+    if (slash == std::string_view::npos) {
+      match.route = HttpRoute::kPipeline;
+    } else {
+      std::string_view tail = rest4.substr(slash);
+      if (!ConsumePrefix(&tail, "/functions/") || !tail.ends_with("/logs")) {
+        return Error(NotFound(path));
+      }
+      tail.remove_suffix(std::string_view("/logs").size());
+      if (tail.empty() || tail.find('/') != std::string_view::npos) return Error(NotFound(path));
+      auto function = PercentDecode(tail, /*plus_as_space=*/false);
+      if (!function) return Error(function.error());
+      match.function = std::move(*function);
+      match.route = HttpRoute::kFunctionLogs;
+    }
   } else {
     return Error(NotFound(path));
   }

@@ -10,6 +10,10 @@
 //   /v1/channels              GET HEAD            (channels seen, with rates)
 //   /v1/channels/{ch...}      GET HEAD            (one channel's counts and rates)
 //   /v1/channels/{ch...}/publish  POST            (put-then-publish)
+//   /v1/pipelines             GET HEAD POST       (deployed pipelines; POST deploys a spec)
+//   /v1/pipelines/{p}         GET HEAD DELETE     (one pipeline; DELETE undeploys it)
+//   /v1/pipelines/{p}/functions/{f}/logs  GET     (a function's recent log)
+//   /v1/functions             GET HEAD            (every deployed function, with its figures)
 //
 // {ns} is one percent-decoded path segment; {key...} is the whole rest of the path, decoded, so a
 // key may contain '/' (written as is or as %2F). Dot segments are not special: keys are opaque.
@@ -40,9 +44,13 @@ enum class HttpRoute {
   kChannelList,
   kChannel,
   kChannelPublish,
+  kPipelineList,
+  kPipeline,
+  kFunctionLogs,
+  kFunctionList,
   kUnknown
 };
-inline constexpr size_t kHttpRouteCount = 10;
+inline constexpr size_t kHttpRouteCount = 14;
 
 HttpMethod ParseHttpMethod(std::string_view name);   // case-sensitive, as HTTP methods are
 std::string_view HttpMethodName(HttpMethod method);  // "GET", ..., "OTHER"
@@ -53,6 +61,8 @@ struct RouteMatch {
   std::string ns;          // decoded; may still be an invalid namespace (checked by the handler)
   std::string key;         // decoded; may be empty or too long (checked by the handler)
   std::string channel;     // decoded; may be an invalid channel name (checked by the handler)
+  std::string pipeline;    // decoded pipeline name (checked by the handler)
+  std::string function;    // decoded function name (checked by the handler)
   std::string_view query;  // raw query string, a view into the target passed to MatchRoute
   bool method_allowed = true;
   std::string_view allow;  // the methods the resource supports, for a 405's Allow header

@@ -41,7 +41,7 @@ using net::ip::tcp;
 class HttpServerImpl final : public HttpServer {
  public:
   HttpServerImpl(HttpServerConfig config, kv::Store* store, metrics::Registry* registry,
-                 NodeInfoProvider node_info, HttpChannelServices channels)
+                 NodeInfoProvider node_info, HttpServices channels)
       : config_(std::move(config)),
         store_(store),
         metrics_(registry),
@@ -233,7 +233,7 @@ void HttpServerImpl::Stop() noexcept {
 Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerConfig config, kv::Store* store,
                                                        metrics::Registry* metrics,
                                                        NodeInfoProvider node_info,
-                                                       HttpChannelServices channels) {
+                                                       HttpServices channels) {
   if (store == nullptr || metrics == nullptr) {
     return Error(Status::InvalidArgument("http server needs a store and a metrics registry"));
   }

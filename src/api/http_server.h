@@ -47,7 +47,7 @@ class HttpServer {
   static Result<std::unique_ptr<HttpServer>> Create(HttpServerConfig config, kv::Store* store,
                                                     metrics::Registry* metrics,
                                                     NodeInfoProvider node_info,
-                                                    HttpChannelServices channels = {});
+                                                    HttpServices channels = {});
   virtual ~HttpServer() = default;
 
   // Binds and starts serving; the bound address (with the real port if 0 was asked) is then in

@@ -15,7 +15,9 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   const int64_t now = clock_->NowMillis();
   PublishResult result;
   result.topic = ChannelTopic(config_.tenant, request.channel);
-  result.item_id = request.key.empty() ? NewItemId(now) : request.key;
+  result.item_id = !request.item_id.empty() ? request.item_id
+                   : request.key.empty()      ? NewItemId(now)
+                                              : request.key;
   result.trace_id = request.trace_id.empty() ? NewTraceId() : request.trace_id;
   result.ref.ns = request.ns.empty() ? config_.ns : request.ns;
   result.ref.key = request.key.empty() ? request.channel + "/" + result.item_id : request.key;
@@ -34,6 +36,8 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   envelope.size = request.data.size();
   envelope.produced_at_ms = now;
   envelope.trace_id = result.trace_id;
+  envelope.stream = request.stream;
+  envelope.invoked_at_ms = request.invoked_at_ms;
   // A message must not outlive its data: subscribers that get it can read the item.
   if (ttl_ms > 0) {
     envelope.expiry_seconds =

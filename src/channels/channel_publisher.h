@@ -52,6 +52,9 @@ struct PublishRequest {
   std::optional<int64_t> ttl_ms;  // empty: ChannelsConfig::item_ttl_ms
   std::string trace_id;           // empty: a new one
   Mode mode = Mode::kAuto;
+  std::string item_id;        // empty: the key if one is given, else a new id
+  std::string stream;         // the stream key (envelope ef-stream); empty: none
+  int64_t invoked_at_ms = 0;  // function outputs: when the invocation began
 };
 
 struct PublishResult {

@@ -15,6 +15,8 @@ constexpr std::string_view kSizeProperty = "ef-size";
 constexpr std::string_view kDataProperty = "ef-data";
 constexpr std::string_view kProducedAtProperty = "ef-produced-at";
 constexpr std::string_view kTraceIdProperty = "ef-trace-id";
+constexpr std::string_view kStreamProperty = "ef-stream";
+constexpr std::string_view kInvokedAtProperty = "ef-invoked-at";
 constexpr std::string_view kChangeProperty = "ef-change";
 constexpr std::string_view kRefPrefix = "/v1/kv/";
 
@@ -79,6 +81,10 @@ void WriteEnvelope(const Envelope& envelope, MqttMessage* message) {
     props.emplace_back(kProducedAtProperty, std::to_string(envelope.produced_at_ms));
   }
   if (!envelope.trace_id.empty()) props.emplace_back(kTraceIdProperty, envelope.trace_id);
+  if (!envelope.stream.empty()) props.emplace_back(kStreamProperty, envelope.stream);
+  if (envelope.invoked_at_ms > 0) {
+    props.emplace_back(kInvokedAtProperty, std::to_string(envelope.invoked_at_ms));
+  }
   if (envelope.change != Envelope::Change::kNone) {
     props.emplace_back(kChangeProperty,
                        envelope.change == Envelope::Change::kPut ? "put" : "delete");
@@ -126,6 +132,14 @@ Result<Envelope> ReadEnvelope(const MqttMessage& message) {
   }
   if (const std::string* trace = message.UserProperty(kTraceIdProperty)) {
     envelope.trace_id = *trace;
+  }
+  if (const std::string* stream = message.UserProperty(kStreamProperty)) {
+    envelope.stream = *stream;
+  }
+  if (const std::string* at = message.UserProperty(kInvokedAtProperty)) {
+    if (!ParseNumber(*at, &envelope.invoked_at_ms)) {
+      return Error(Status::InvalidArgument("ef-invoked-at is not a number: '" + *at + "'"));
+    }
   }
   if (const std::string* change = message.UserProperty(kChangeProperty)) {
     if (*change == "put") {

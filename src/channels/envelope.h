@@ -13,6 +13,11 @@
 //                           is empty; read the data from ef-ref)
 //   user property ef-produced-at  Unix milliseconds when the node accepted the data
 //   user property ef-trace-id     32 hex digits (W3C trace-context trace id)
+//   user property ef-stream       the stream key the item belongs to (a camera, a user, a
+//                                 session): functions with per-key context keep it per stream;
+//                                 function outputs carry their input's stream key on
+//   user property ef-invoked-at   on function outputs: Unix milliseconds when the invocation
+//                                 that produced the item began
 //   user property ef-change       only on key-change notifications: "put" (the item was written;
 //                                 read it from ef-ref) or "delete" (it is gone; no data)
 #pragma once
@@ -40,6 +45,8 @@ struct Envelope {
   bool inline_data = true;
   int64_t produced_at_ms = 0;
   std::string trace_id;
+  std::string stream;          // "" = none
+  int64_t invoked_at_ms = 0;   // 0 = not a function output
   uint32_t expiry_seconds = 0;  // 0 = the message does not expire
   // Key-change notifications only: what happened to the item at `ref`.
   enum class Change { kNone, kPut, kDelete };

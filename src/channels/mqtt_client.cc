@@ -346,6 +346,21 @@ Status MqttClient::Subscribe(const std::string& filter, int qos, std::chrono::mi
   return AwaitAck(&subscribe_acks_, mid, timeout, "subscribe");
 }
 
+Status MqttClient::Unsubscribe(const std::string& filter) {
+  {
+    std::lock_guard lock(mu_);
+    if (subscriptions_.erase(filter) == 0) return Status::Ok();
+  }
+  if (!connected()) return Status::Ok();  // not renewed at the next connect
+  // Not awaited: the filter is gone from the renewals either way, and a lost UNSUBSCRIBE only
+  // leaves messages that the handler ignores (no route).
+  const int rc = mosquitto_unsubscribe_v5(mosq_, nullptr, filter.c_str(), nullptr);
+  if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
+    return FromMosquitto(rc, "cannot unsubscribe from '" + filter + "'");
+  }
+  return Status::Ok();
+}
+
 Status MqttClient::AwaitAck(std::map<int, Ack>* acks, int mid, std::chrono::milliseconds timeout,
                             const char* what) {
   std::unique_lock lock(mu_);

@@ -94,6 +94,10 @@ class MqttClient {
                    std::chrono::milliseconds timeout = std::chrono::seconds(5),
                    bool no_local = false);
 
+  // Stops the subscription (now if connected) and its renewal on reconnects. A persistent
+  // session keeps a subscription across restarts until it is unsubscribed.
+  Status Unsubscribe(const std::string& filter);
+
   uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
   // Messages published again after reconnects (see MqttClientOptions::replay_window).
   uint64_t replayed() const { return replayed_.load(std::memory_order_relaxed); }

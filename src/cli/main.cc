@@ -1,5 +1,5 @@
-// edgeflow: command-line client of edgeflowd (EKV and channels over the HTTP API; subscriptions
-// straight from the node's MQTT broker).
+// edgeflow: command-line client of edgeflowd (EKV, channels and edge functions over the HTTP API;
+// subscriptions straight from the node's MQTT broker).
 //
 //   edgeflow [--server URL] kv put NS KEY [VALUE|-] [-f FILE] [--ttl T] [--content-type T]
 //                                 [--if-version V] [--if-absent]
@@ -8,10 +8,12 @@
 //   edgeflow kv ls NS [PREFIX] [--limit N] [--all] [--start-after K] [--json]
 //   edgeflow kv watch NS [PREFIX] [--from-seq N] [--json]
 //   edgeflow pub CHANNEL [DATA|-] [-f FILE] [--key K] [--ns NS] [--ttl T] [--content-type T]
-//                [--mode auto|inline|ref] [--traceparent TP] [--json]
+//                [--mode auto|inline|ref] [--traceparent TP] [--stream S] [--json]
 //   edgeflow sub CHANNEL... [--session NAME] [--qos 0|1] [-n COUNT] [-W SECONDS] [-v] [--json]
 //                [--no-resolve]
 //   edgeflow channels [--json]
+//   edgeflow deploy SPEC.yaml [--json]         edgeflow undeploy PIPELINE
+//   edgeflow ps [--json]                       edgeflow logs [PIPELINE/]FUNCTION [-n N] [-f] [-W S]
 //   edgeflow node | health | --version
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -22,6 +24,7 @@
 
 #include "cli/channel_commands.h"
 #include "cli/cli_commands.h"
+#include "cli/function_commands.h"
 #include "client/edge_client.h"
 #include "client/server_url.h"
 
@@ -123,6 +126,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "inline", "ref"}));
   pub->add_option("--traceparent", pub_args.options.traceparent, "W3C trace context to continue");
+  pub->add_option("--stream", pub_args.options.stream,
+                  "Stream key of the item (functions keep per-stream context by it)");
   pub->add_flag("--json", pub_args.json, "Print the node's answer as JSON");
 
   edgeflow::cli::SubArgs sub_args;
@@ -148,6 +153,36 @@ int main(int argc, char** argv) {
       app.add_subcommand("channels", "List the channels seen by the node, with message rates");
   channels->add_flag("--json", channels_json, "Print the node's answer as JSON");
 
+  std::string deploy_spec;
+  bool deploy_json = false;
+  auto* deploy = app.add_subcommand(
+      "deploy", "Deploy a pipeline of edge functions (or replace one of the same name)");
+  deploy->add_option("spec", deploy_spec, "The pipeline's YAML spec, or '-' for standard input")
+      ->required();
+  deploy->add_flag("--json", deploy_json, "Print the node's answer as JSON");
+
+  std::string undeploy_name;
+  auto* undeploy = app.add_subcommand("undeploy", "Stop a pipeline and remove it from the node");
+  undeploy->add_option("pipeline", undeploy_name, "The pipeline's name")->required();
+
+  bool ps_json = false;
+  auto* ps = app.add_subcommand(
+      "ps", "List deployed functions: workers, queued, in flight, done, failed, latency");
+  ps->add_flag("--json", ps_json, "Print the node's answer as JSON");
+
+  edgeflow::cli::LogsArgs logs_args;
+  auto* logs = app.add_subcommand("logs", "Print a function's recent log (stderr, log calls, "
+                                          "and the runtime's events about it)");
+  logs->add_option("function", logs_args.function,
+                   "pipeline/function, or the function's name when it is unique")
+      ->required();
+  logs->add_option("-n,--lines", logs_args.lines, "How many recent lines")
+      ->check(CLI::Range(1, 5000));
+  logs->add_flag("-f,--follow", logs_args.follow, "Keep printing new lines as they come");
+  logs->add_option("-W,--wait", logs_args.wait_seconds, "With --follow: stop after this many seconds")
+      ->check(CLI::Range(0.0, 86400.0 * 365));
+  logs->add_flag("--json", logs_args.json, "Print one JSON object per line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -164,6 +199,7 @@ int main(int argc, char** argv) {
       *url, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
   edgeflow::cli::CliCommands commands(&node_client.http(), stdout, stderr);
   edgeflow::cli::ChannelCommands channel_commands(&node_client, stdout, stderr);
+  edgeflow::cli::FunctionCommands function_commands(&node_client, stdout, stderr);
 
   try {
     if (*health) return commands.Health();
@@ -185,6 +221,10 @@ int main(int argc, char** argv) {
     }
     if (*sub) return channel_commands.Subscribe(sub_args);
     if (*channels) return channel_commands.List(channels_json);
+    if (*deploy) return function_commands.Deploy(deploy_spec, deploy_json);
+    if (*undeploy) return function_commands.Undeploy(undeploy_name);
+    if (*ps) return function_commands.Ps(ps_json);
+    if (*logs) return function_commands.Logs(logs_args);
     if (*watch) {
       if (*from_seq_option) watch_args.from_seq = from_seq;
       return commands.KvWatch(watch_args);

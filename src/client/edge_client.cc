@@ -71,6 +71,7 @@ Result<Publication> EdgeClient::Publish(std::string_view channel, std::string_vi
   if (!options.key.empty()) target += "&key=" + PercentEncode(options.key, false);
   if (!options.ns.empty()) target += "&ns=" + PercentEncode(options.ns, false);
   if (!options.ttl.empty()) target += "&ttl=" + PercentEncode(options.ttl, false);
+  if (!options.stream.empty()) target += "&stream=" + PercentEncode(options.stream, false);
   Headers headers;
   if (!options.content_type.empty()) headers["Content-Type"] = options.content_type;
   if (!options.traceparent.empty()) headers["traceparent"] = options.traceparent;

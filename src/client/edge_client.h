@@ -31,6 +31,7 @@ struct PublishOptions {
   std::string ttl;           // "30", "1.5", "250ms", "5m", "2h" or "none" (default: the node's)
   Mode mode = Mode::kAuto;   // auto: inline up to the node's threshold, by reference above
   std::string traceparent;   // W3C trace context to continue (default: a new trace)
+  std::string stream;        // the stream key (a camera, a user): per-stream function context
 };
 
 // What the node answered to a put-then-publish.

@@ -14,6 +14,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kUnavailable: return "UNAVAILABLE";
     case ErrorCode::kIoError: return "IO_ERROR";
     case ErrorCode::kCorruption: return "CORRUPTION";
+    case ErrorCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
     case ErrorCode::kInternal: return "INTERNAL";
   }
   return "UNKNOWN";

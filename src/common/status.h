@@ -23,6 +23,7 @@ enum class ErrorCode {
   kUnavailable,         // the component is stopped or a dependency is not reachable
   kIoError,             // the operating system or the storage engine failed
   kCorruption,          // stored bytes do not decode
+  kDeadlineExceeded,    // an operation did not finish in its time limit
   kInternal,            // a bug: an invariant did not hold
 };
 
@@ -49,6 +50,9 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
   static Status IoError(std::string m) { return {ErrorCode::kIoError, std::move(m)}; }
   static Status Corruption(std::string m) { return {ErrorCode::kCorruption, std::move(m)}; }
+  static Status DeadlineExceeded(std::string m) {
+    return {ErrorCode::kDeadlineExceeded, std::move(m)};
+  }
   static Status Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == ErrorCode::kOk; }

@@ -181,10 +181,31 @@ Status Node::StartChannels() {
     notifier_ = std::move(*notifier);
     EF_RETURN_IF_ERROR(notifier_->Start());
   }
+  return StartFunctions();
+}
+
+Status Node::StartFunctions() {
+  if (!config_.functions.enabled) return Status::Ok();
+  runtime::PipelineManagerOptions options;
+  options.store = store_.get();
+  options.publisher = publisher_.get();
+  options.trigger_client = ClientOptions("fn");
+  options.tenant = config_.channels.tenant;
+  options.functions_dir = config_.data_dir / "functions";
+  options.runner.idle_timeout = std::chrono::milliseconds(config_.functions.idle_timeout_ms);
+  options.runner.ready_timeout = std::chrono::milliseconds(config_.functions.ready_timeout_ms);
+  auto manager = runtime::PipelineManager::Create(std::move(options));
+  if (!manager) return manager.error();
+  pipelines_ = std::move(*manager);
+  if (Status s = pipelines_->Start(); !s.ok()) {
+    return Status(s.code(), "edge functions: " + s.message());
+  }
   return Status::Ok();
 }
 
 void Node::StopChannels() noexcept {
+  // Functions first: their runners publish through the node's connection.
+  if (pipelines_) pipelines_->Stop();
   if (notifier_) notifier_->Stop();
   if (mqtt_) mqtt_->Stop();
   if (broker_) broker_->Stop();
@@ -206,7 +227,7 @@ Status Node::Start() {
   Node* self = this;
   auto http = api::HttpServer::Create(
       config_.http, store_.get(), &metrics_, [self] { return self->NodeInfoJson(); },
-      api::HttpChannelServices{publisher_.get(), monitor_.get()});
+      api::HttpServices{publisher_.get(), monitor_.get(), pipelines_.get()});
   if (!http) {
     StopChannels();
     return http.error();
@@ -276,6 +297,9 @@ std::string Node::NodeInfoJson() const {
       {"resp", resp_->bound_address().ToString()},
       {"sync_writes", config_.kv.sync_writes},
       {"channels", ChannelsInfo()},
+      {"functions",
+       {{"enabled", pipelines_ != nullptr},
+        {"connected", pipelines_ != nullptr && pipelines_->trigger_connected()}}},
       {"limits",
        {{"max_key_bytes", config_.kv.max_key_bytes},
         {"max_value_bytes", config_.kv.max_value_bytes}}},

@@ -1,5 +1,6 @@
 // Node: one edgeflow node in one process: the EKV store and its HTTP and RESP front-ends, the
-// Mosquitto broker it supervises and the computation channels on it, plus the node's metrics.
+// Mosquitto broker it supervises and the computation channels on it, the edge functions deployed
+// on it, plus the node's metrics.
 // This is the wiring; each component is configured from NodeConfig.
 //
 // Lifecycle: Create(config) -> Start() -> Stop() (idempotent, reverse order of start). Start()
@@ -24,6 +25,7 @@
 #include "common/metrics.h"
 #include "kv/store.h"
 #include "node/node_config.h"
+#include "runtime/pipeline_manager.h"
 
 namespace edgeflow::node {
 
@@ -53,6 +55,7 @@ class Node {
   void RegisterChannelMetrics();
   Status StartChannels();
   void StopChannels() noexcept;
+  Status StartFunctions();
   Status WriteListenFile() const;
   nlohmann::json ChannelsInfo() const;
   channels::MqttClientOptions ClientOptions(std::string_view role) const;
@@ -70,6 +73,8 @@ class Node {
   std::unique_ptr<channels::MqttClient> mqtt_;
   std::unique_ptr<channels::ChannelPublisher> publisher_;
   std::unique_ptr<channels::KeyChangeNotifier> notifier_;
+  // Edge functions (null when functions or channels are off).
+  std::unique_ptr<runtime::PipelineManager> pipelines_;
   bool started_ = false;
 };
 

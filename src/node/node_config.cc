@@ -105,6 +105,21 @@ Status ReadLog(Section section, NodeConfig* config) {
   return section.CheckUnknown();
 }
 
+Status ReadFunctions(Section section, FunctionsConfig* functions) {
+  EF_RETURN_IF_ERROR(section.CheckShape());
+  EF_RETURN_IF_ERROR(section.Read("enabled", &functions->enabled));
+  EF_RETURN_IF_ERROR(section.Read("idle_timeout_ms", &functions->idle_timeout_ms));
+  EF_RETURN_IF_ERROR(section.Read("ready_timeout_ms", &functions->ready_timeout_ms));
+  for (auto [name, value] : {std::pair{"idle_timeout_ms", functions->idle_timeout_ms},
+                             std::pair{"ready_timeout_ms", functions->ready_timeout_ms}}) {
+    if (value < 1 || value > 86'400'000) {
+      return Status::InvalidArgument(std::string("functions.") + name +
+                                     " must be between 1 and 86400000");
+    }
+  }
+  return section.CheckUnknown();
+}
+
 }  // namespace
 
 Status ValidateKvLimits(const kv::StoreOptions& kv) {
@@ -337,6 +352,7 @@ Status ParseConfigYaml(std::string_view yaml_text, std::string_view source, Node
   EF_RETURN_IF_ERROR(in_source(ReadMqtt(top.Child("mqtt"), &config->mqtt)));
   EF_RETURN_IF_ERROR(in_source(ReadChannels(top.Child("channels"), root["channels"], config)));
   EF_RETURN_IF_ERROR(in_source(ValidateChannels(*config)));
+  EF_RETURN_IF_ERROR(in_source(ReadFunctions(top.Child("functions"), &config->functions)));
   return in_source(top.CheckUnknown());
 }
 

@@ -39,6 +39,15 @@ struct MqttConfig {
 // "mqtt://host:port" or "host:port" (port 1883 when a mqtt:// URL has none).
 Result<HostPort> ParseBrokerUrl(std::string_view text);
 
+// Edge functions (runtime/pipeline_manager.h). They need the channels (mqtt.enabled).
+struct FunctionsConfig {
+  bool enabled = true;
+  // A worker above a function's min_workers retires after this long without work.
+  int64_t idle_timeout_ms = 30'000;
+  // A starting worker must send "ready" within this (interpreters that load models are slow).
+  int64_t ready_timeout_ms = 30'000;
+};
+
 struct NodeConfig {
   NodeConfig() {
     http.io_threads = 0;  // automatic, resolved by FinalizeConfig
@@ -59,6 +68,7 @@ struct NodeConfig {
   MqttConfig mqtt;
   channels::ChannelsConfig channels;
   std::vector<channels::NotifyRule> notify;  // key-change notifications (channels.notify)
+  FunctionsConfig functions;  // code snapshots and worker state live in data_dir / "functions"
 };
 
 // Reads a YAML config file over `config`. Unknown keys and bad values are errors that name the key.

@@ -90,7 +90,7 @@ class HttpChannelHandlersTest : public ::testing::Test {
     monitor_ = std::make_unique<channels::ChannelMonitor>("default", &monitor_clock_);
 
     auto server = HttpServer::Create(ServerConfig(), store_.get(), &registry_, nullptr,
-                                     HttpChannelServices{publisher_.get(), monitor_.get()});
+                                     HttpServices{publisher_.get(), monitor_.get()});
     ASSERT_TRUE(server) << server.error().ToString();
     server_ = std::move(*server);
     started = server_->Start();

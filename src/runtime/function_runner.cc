@@ -1,0 +1,744 @@
+#include "runtime/function_runner.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "channels/channel_name.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace edgeflow::runtime {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t NowMillis() { return SystemClock::Default()->NowMillis(); }
+
+uint64_t MicrosSince(Clock::time_point start) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+}
+
+// The function's context in EKV: one key space per function, or per stream key.
+class EkvContext final : public ContextAccess {
+ public:
+  EkvContext(kv::Store* store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+
+  Result<std::optional<std::string>> Get(std::string_view key) override {
+    auto item = store_->Get(kContextNamespace, prefix_ + std::string(key));
+    if (!item) {
+      if (item.error().Is(ErrorCode::kNotFound)) return std::optional<std::string>();
+      return Error(item.error());
+    }
+    return std::optional<std::string>(std::string(item->value));
+  }
+  Status Put(std::string_view key, std::string_view value, int64_t ttl_ms) override {
+    kv::PutOptions options;
+    if (ttl_ms > 0) options.ttl_ms = ttl_ms;
+    auto written = store_->Put(kContextNamespace, prefix_ + std::string(key), value, options);
+    return written ? Status::Ok() : written.error();
+  }
+  Status Delete(std::string_view key) override {
+    auto deleted = store_->Delete(kContextNamespace, prefix_ + std::string(key));
+    return deleted ? Status::Ok() : deleted.error();
+  }
+
+ private:
+  kv::Store* const store_;
+  const std::string prefix_;
+};
+
+std::string ContextPrefix(std::string_view pipeline, const FunctionSpec& spec,
+                          std::string_view stream) {
+  std::string prefix = std::string(pipeline) + "/" + spec.name + "/";
+  if (spec.context_per_key && !stream.empty()) return prefix + "s/" + std::string(stream) + "/";
+  return prefix + "f/";
+}
+
+std::string OutputItemId(std::string_view item_id, std::string_view part) {
+  return part.empty() ? std::string(item_id) : std::string(item_id) + "." + std::string(part);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FunctionRunner>> FunctionRunner::Create(std::string pipeline,
+                                                               FunctionSpec spec,
+                                                               PreparedCode code,
+                                                               RunnerOptions options) {
+  if (options.store == nullptr || options.publisher == nullptr) {
+    return Error(Status::Internal("a function runner needs the store and the publisher"));
+  }
+  return std::unique_ptr<FunctionRunner>(new FunctionRunner(
+      std::move(pipeline), std::move(spec), std::move(code), std::move(options)));
+}
+
+FunctionRunner::FunctionRunner(std::string pipeline, FunctionSpec spec, PreparedCode code,
+                               RunnerOptions options)
+    : pipeline_(std::move(pipeline)),
+      spec_(std::move(spec)),
+      code_(std::move(code)),
+      options_(std::move(options)),
+      log_(pipeline_ + "/" + spec_.name) {}
+
+FunctionRunner::~FunctionRunner() { Stop(); }
+
+Status FunctionRunner::Start() {
+  {
+    std::lock_guard lock(mu_);
+    if (started_) return Status::Ok();
+  }
+  EF_RETURN_IF_ERROR(Recover());
+  std::lock_guard lock(mu_);
+  started_ = true;
+  stopping_ = false;
+  for (uint32_t i = 0; i < spec_.min_workers; ++i) AddSlotLocked();
+  supervisor_ = std::thread([this] { SupervisorLoop(); });
+  return Status::Ok();
+}
+
+Status FunctionRunner::Recover() {
+  const std::string prefix = PendingPrefix(pipeline_, spec_.name);
+  std::string after;
+  size_t recovered = 0;
+  while (true) {
+    auto page = options_.store->List(kv::kNodeStateNamespace, prefix, after, 1000);
+    if (!page) return page.error();
+    for (const kv::ListEntry& entry : page->entries) {
+      after = entry.key;
+      auto item = options_.store->Get(kv::kNodeStateNamespace, entry.key);
+      if (!item) continue;  // gone since the listing
+      auto pending = DecodePendingItem(item->value);
+      if (!pending) {
+        log_.Append("runtime", "error", "", "dropping an unreadable pending item " + entry.key +
+                                                ": " + pending.error().message());
+        if (auto deleted = options_.store->Delete(kv::kNodeStateNamespace, entry.key); !deleted) {
+          deleted.error().IgnoreError();  // it stays unreadable; the next start reports it again
+        }
+        continue;
+      }
+      ++recovered;
+      std::lock_guard lock(mu_);
+      const bool complete = std::all_of(
+          spec_.inputs.begin(), spec_.inputs.end(),
+          [&](const auto& input) { return pending->Find(input.first) != nullptr; });
+      if (complete) {
+        if (spec_.inputs.size() > 1) active_.insert(pending->item_id);
+        ready_.push_back({std::move(*pending), Clock::now()});
+      } else {
+        std::string id = pending->item_id;
+        joining_.emplace(std::move(id), std::move(*pending));
+      }
+    }
+    if (page->next_start_after.empty()) break;
+    after = page->next_start_after;
+  }
+  if (recovered > 0) {
+    log_.Append("runtime", "info", "",
+                "recovered " + std::to_string(recovered) + " pending items after a restart");
+  }
+  return Status::Ok();
+}
+
+void FunctionRunner::Stop() {
+  std::list<Slot> slots;
+  {
+    std::unique_lock lock(mu_);
+    if (!started_) return;
+    started_ = false;
+    stopping_ = true;
+    work_cv_.notify_all();
+    supervisor_cv_.notify_all();
+    // In-flight invocations get a grace period to finish; then their workers are killed (the
+    // items stay pending in EKV and run again after the next start).
+    work_cv_.wait_for(lock, options_.stop_grace, [this] { return busy_slots_ == 0; });
+    for (Slot& slot : slots_) {
+      if (slot.worker != nullptr) slot.worker->Abort();
+    }
+  }
+  if (supervisor_.joinable()) supervisor_.join();
+  {
+    std::lock_guard lock(mu_);
+    slots.splice(slots.end(), slots_);
+  }
+  for (Slot& slot : slots) {
+    if (slot.thread.joinable()) slot.thread.join();
+  }
+  std::lock_guard lock(mu_);
+  ready_.clear();
+  delayed_.clear();
+  joining_.clear();
+  active_.clear();
+}
+
+void FunctionRunner::StopAndPurge() {
+  Stop();
+  const std::string prefix = FunctionStatePrefix(pipeline_, spec_.name);
+  std::string after;
+  while (true) {
+    auto page = options_.store->List(kv::kNodeStateNamespace, prefix, after, 1000);
+    if (!page) break;
+    for (const kv::ListEntry& entry : page->entries) {
+      if (auto deleted = options_.store->Delete(kv::kNodeStateNamespace, entry.key); !deleted) {
+        deleted.error().IgnoreError();  // gone already, or expired
+      }
+    }
+    if (page->next_start_after.empty()) break;
+    after = page->next_start_after;
+  }
+}
+
+void FunctionRunner::NoteError(const std::string& error) {
+  std::lock_guard lock(mu_);
+  last_error_ = error;
+}
+
+std::string FunctionRunner::NextInstanceId() {
+  std::lock_guard lock(mu_);
+  return pipeline_ + "." + spec_.name + "." + std::to_string(NowMillis()) + "." +
+         std::to_string(next_instance_++);
+}
+
+void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& message) {
+  if (input_index >= spec_.inputs.size()) return;
+  const auto& [input_name, channel] = spec_.inputs[input_index];
+  const int64_t now = NowMillis();
+  auto envelope = channels::ReadEnvelope(message);
+  if (!envelope) {
+    ++rejected_;
+    PendingItem item;
+    item.item_id = message.correlation_data.empty() ? channels::NewItemId(now)
+                                                    : message.correlation_data;
+    const std::string error =
+        "input \"" + input_name + "\": malformed channel message: " + envelope.error().message();
+    log_.Append("runtime", "warn", "", error + " (item " + item.item_id + ")");
+    DeadLetter(item, "rejected", error);
+    return;
+  }
+  if (envelope->change == channels::Envelope::Change::kDelete) {
+    // A key-change notification of a delete announces no data: there is nothing to compute on.
+    return;
+  }
+  TriggerInput trigger;
+  trigger.input = input_name;
+  trigger.channel = channel;
+  trigger.payload = message.payload;
+  trigger.arrived_at_ms = now;
+  trigger.envelope = std::move(*envelope);
+  std::string item_id = trigger.envelope.item_id;
+  if (item_id.empty()) item_id = channels::NewItemId(now);  // a plain MQTT client sent no id
+
+  kv::Store* store = options_.store;
+  if (store->Head(kv::kNodeStateNamespace, OutcomeKey(pipeline_, spec_.name, item_id))) {
+    ++duplicates_;  // finished within the dedupe window
+    return;
+  }
+  const std::string pending_key = PendingKey(pipeline_, spec_.name, item_id);
+
+  if (spec_.inputs.size() == 1) {
+    PendingItem item;
+    item.item_id = item_id;
+    item.first_arrival_ms = now;
+    item.inputs.push_back(std::move(trigger));
+    kv::PutOptions create;
+    create.condition = kv::PutCondition::kIfAbsent;
+    auto stored = store->Put(kv::kNodeStateNamespace, pending_key, EncodePendingItem(item), create);
+    if (!stored) {
+      if (stored.error().Is(ErrorCode::kFailedPrecondition) ||
+          stored.error().Is(ErrorCode::kAlreadyExists)) {
+        ++duplicates_;  // queued or running already
+        return;
+      }
+      // The store refuses writes: running the item without a durable record would make a loss
+      // silent; the broker keeps nothing either (the message was acknowledged). Say so loudly.
+      ++rejected_;
+      const std::string error = "cannot store item " + item_id + ": " + stored.error().message();
+      NoteError(error);
+      log_.Append("runtime", "error", "", error);
+      return;
+    }
+    std::lock_guard lock(mu_);
+    if (stopping_) return;  // it is pending in EKV: the next start runs it
+    ready_.push_back({std::move(item), Clock::now()});
+    work_cv_.notify_one();
+    supervisor_cv_.notify_one();
+    return;
+  }
+
+  // Several inputs: join by item id.
+  std::lock_guard lock(mu_);
+  if (stopping_) return;
+  if (active_.contains(item_id)) {
+    ++duplicates_;
+    return;
+  }
+  auto [it, inserted] = joining_.try_emplace(item_id);
+  PendingItem& item = it->second;
+  if (inserted) {
+    item.item_id = item_id;
+    item.first_arrival_ms = now;
+  } else if (item.Find(input_name) != nullptr) {
+    ++duplicates_;  // this input of this item arrived already
+    return;
+  }
+  item.inputs.push_back(std::move(trigger));
+  auto stored = store->Put(kv::kNodeStateNamespace, pending_key, EncodePendingItem(item));
+  if (!stored) {
+    ++rejected_;
+    last_error_ = "cannot store item " + item_id + ": " + stored.error().message();
+    log_.Append("runtime", "error", "", last_error_);
+    item.inputs.pop_back();
+    if (item.inputs.empty()) joining_.erase(it);
+    return;
+  }
+  const bool complete =
+      std::all_of(spec_.inputs.begin(), spec_.inputs.end(),
+                  [&](const auto& input) { return item.Find(input.first) != nullptr; });
+  if (complete) {
+    active_.insert(item_id);
+    ready_.push_back({std::move(item), Clock::now()});
+    joining_.erase(it);
+    work_cv_.notify_one();
+    supervisor_cv_.notify_one();
+  }
+}
+
+void FunctionRunner::AddSlotLocked() {
+  slots_.emplace_back();
+  Slot* slot = &slots_.back();
+  slot->thread = std::thread([this, slot] { SlotLoop(slot); });
+}
+
+void FunctionRunner::ExpireJoinsLocked(int64_t now_ms, std::vector<PendingItem>* expired) {
+  const int64_t window = spec_.join_window.count();
+  for (auto it = joining_.begin(); it != joining_.end();) {
+    if (now_ms - it->second.first_arrival_ms >= window) {
+      expired->push_back(std::move(it->second));
+      it = joining_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // A bounded buffer: the items that waited longest make room (they are reported like expired
+  // ones, with their own reason).
+  while (joining_.size() > options_.max_joining) {
+    auto oldest = std::min_element(joining_.begin(), joining_.end(), [](const auto& a, const auto& b) {
+      return a.second.first_arrival_ms < b.second.first_arrival_ms;
+    });
+    oldest->second.failed_attempts = UINT32_MAX;  // marks "evicted" for the message below
+    expired->push_back(std::move(oldest->second));
+    joining_.erase(oldest);
+  }
+}
+
+void FunctionRunner::SupervisorLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    supervisor_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    if (stopping_) break;
+    // Retries whose time has come.
+    const auto now = Clock::now();
+    while (!delayed_.empty() && delayed_.begin()->first <= now) {
+      ready_.push_back(std::move(delayed_.begin()->second));
+      delayed_.erase(delayed_.begin());
+      work_cv_.notify_one();
+    }
+    // Scale up: every item waiting should find a worker, up to max_workers.
+    const size_t live = static_cast<size_t>(
+        std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.exited; }));
+    const size_t idle = live - busy_slots_;
+    if (ready_.size() > idle) {
+      const size_t wanted = std::min<size_t>(spec_.max_workers, busy_slots_ + ready_.size());
+      for (size_t n = live; n < wanted; ++n) AddSlotLocked();
+    }
+    // Reap slots that retired.
+    for (auto it = slots_.begin(); it != slots_.end();) {
+      if (it->exited) {
+        std::thread t = std::move(it->thread);
+        it = slots_.erase(it);
+        lock.unlock();
+        if (t.joinable()) t.join();
+        lock.lock();
+      } else {
+        ++it;
+      }
+    }
+    // Joins that ran out of time.
+    if (!joining_.empty()) {
+      std::vector<PendingItem> expired;
+      ExpireJoinsLocked(NowMillis(), &expired);
+      if (!expired.empty()) {
+        lock.unlock();
+        for (PendingItem& item : expired) {
+          std::string arrived, missing;
+          for (const auto& [name, channel] : spec_.inputs) {
+            std::string& list = item.Find(name) != nullptr ? arrived : missing;
+            list += list.empty() ? name : ", " + name;
+          }
+          const bool evicted = item.failed_attempts == UINT32_MAX;
+          item.failed_attempts = 0;
+          const std::string error =
+              (evicted ? "evicted from a full join buffer (" +
+                             std::to_string(options_.max_joining) + " items)"
+                       : "join window of " + std::to_string(spec_.join_window.count()) +
+                             " ms expired") +
+              "; missing inputs: " + missing + " (arrived: " + arrived + ")";
+          ++expired_;
+          log_.Append("runtime", "warn", "", "item " + item.item_id + ": " + error);
+          DeadLetter(item, "join_expired", error);
+          Finish(item, "expired", error);
+        }
+        lock.lock();
+      }
+    }
+  }
+}
+
+void FunctionRunner::SlotLoop(Slot* slot) {
+  std::unique_ptr<FunctionWorker> worker;
+  std::chrono::milliseconds backoff{100};
+  Clock::time_point next_start{};
+  auto start_worker = [&]() -> Status {
+    if (Clock::now() < next_start) {
+      std::unique_lock lock(mu_);
+      work_cv_.wait_until(lock, next_start, [this] { return stopping_; });
+      if (stopping_) return Status::Unavailable("the function is stopping");
+    }
+    ++worker_starts_;
+    auto started = FunctionWorker::Start(code_, spec_, {NextInstanceId(), options_.state_dir},
+                                         &log_, options_.ready_timeout);
+    if (!started) {
+      ++worker_failures_;
+      next_start = Clock::now() + backoff;
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(30));
+      const std::string error = "worker failed to start: " + started.error().message();
+      log_.Append("runtime", "error", "", error);
+      NoteError(error);
+      return Status(started.error().code(), error);
+    }
+    worker = std::move(*started);
+    std::lock_guard lock(mu_);
+    slot->worker = worker.get();
+    return Status::Ok();
+  };
+  // Warm start: min_workers are ready before the first item arrives.
+  if (Status s = start_worker(); !s.ok()) {
+    s.IgnoreError();  // logged; the first item tries again (and fails visibly if it still cannot)
+  }
+  auto healthy_since = Clock::now();
+
+  std::unique_lock lock(mu_);
+  while (true) {
+    const bool got = work_cv_.wait_for(lock, options_.idle_timeout,
+                                       [this] { return stopping_ || !ready_.empty(); });
+    if (stopping_) break;
+    if (!got) {
+      const size_t live = static_cast<size_t>(
+          std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.exited; }));
+      if (live > spec_.min_workers) break;  // idle above the minimum: retire
+      continue;
+    }
+    ReadyItem next = std::move(ready_.front());
+    ready_.pop_front();
+    slot->busy = true;
+    ++busy_slots_;
+    lock.unlock();
+
+    ++in_flight_;
+    if (!worker || !worker->usable()) {
+      if (worker) {
+        std::lock_guard guard(mu_);
+        slot->worker = nullptr;
+      }
+      worker.reset();
+      if (Status s = start_worker(); !s.ok()) {
+        --in_flight_;
+        bool stopping;
+        {
+          std::lock_guard guard(mu_);
+          stopping = stopping_;
+        }
+        if (!stopping) {
+          InvocationOutcome outcome;
+          outcome.kind = InvocationOutcome::Kind::kWorkerDied;
+          outcome.message = s.message();
+          HandleFailure(std::move(next.item), outcome, next.ready_at);
+        }
+        lock.lock();
+        slot->busy = false;
+        --busy_slots_;
+        work_cv_.notify_all();
+        continue;
+      }
+    }
+    Execute(std::move(next.item), &worker, next.ready_at);
+    --in_flight_;
+    if (worker->usable()) {
+      // A worker that stays healthy for a while earns a fresh back-off.
+      if (Clock::now() - healthy_since > std::chrono::seconds(60)) {
+        backoff = std::chrono::milliseconds(100);
+      }
+    } else {
+      healthy_since = Clock::now();
+      {
+        std::lock_guard guard(mu_);
+        slot->worker = nullptr;
+      }
+      worker.reset();  // killed and reaped; the next item starts a new one
+    }
+    lock.lock();
+    slot->busy = false;
+    --busy_slots_;
+    work_cv_.notify_all();  // Stop() may be waiting for in-flight invocations
+  }
+  slot->worker = nullptr;
+  lock.unlock();
+  if (worker) worker->Shutdown(std::chrono::seconds(2));
+  lock.lock();
+  slot->exited = true;
+}
+
+void FunctionRunner::Execute(PendingItem item, std::unique_ptr<FunctionWorker>* worker,
+                             Clock::time_point ready_at) {
+  InvocationOutcome failure;
+  failure.kind = InvocationOutcome::Kind::kFunctionError;
+  failure.retryable = false;
+
+  // Inputs, in the order the spec declares them.
+  Invocation invocation;
+  invocation.item_id = item.item_id;
+  invocation.attempt = item.failed_attempts + 1;
+  invocation.timeout = spec_.limits.timeout;
+  for (const auto& [name, channel] : spec_.inputs) {
+    const TriggerInput* trigger = item.Find(name);
+    if (trigger == nullptr) continue;  // unreachable: only complete items are ready
+    if (invocation.trace_id.empty()) invocation.trace_id = trigger->envelope.trace_id;
+    if (invocation.stream.empty()) invocation.stream = trigger->envelope.stream;
+    InvocationInput input;
+    input.name = name;
+    input.channel = channel;
+    input.content_type = trigger->envelope.content_type;
+    if (trigger->envelope.ref) input.key = trigger->envelope.ref->key;
+    const uint64_t size = trigger->envelope.inline_data ? trigger->payload.size()
+                                                        : trigger->envelope.size;
+    if (size > spec_.limits.max_payload_bytes) {
+      failure.message = "input \"" + name + "\" is " + std::to_string(size) +
+                        " bytes, over limits.max_payload_bytes (" +
+                        std::to_string(spec_.limits.max_payload_bytes) + ")";
+      HandleFailure(std::move(item), failure, ready_at);
+      return;
+    }
+    if (trigger->envelope.inline_data) {
+      input.data = trigger->payload;
+    } else {
+      const channels::ItemRef& ref = *trigger->envelope.ref;
+      auto stored = options_.store->Get(ref.ns, ref.key);
+      if (!stored) {
+        failure.message = "input \"" + name + "\": " +
+                          (stored.error().Is(ErrorCode::kNotFound)
+                               ? "the item at " + channels::RefPath(ref) +
+                                     " is gone (expired or deleted)"
+                               : "cannot read " + channels::RefPath(ref) + ": " +
+                                     stored.error().message());
+        failure.retryable = !stored.error().Is(ErrorCode::kNotFound);
+        HandleFailure(std::move(item), failure, ready_at);
+        return;
+      }
+      input.data = std::move(stored->value);
+    }
+    invocation.inputs.push_back(std::move(input));
+  }
+
+  EkvContext context(options_.store, ContextPrefix(pipeline_, spec_, invocation.stream));
+  const int64_t invoked_at_ms = NowMillis();
+  InvocationOutcome outcome = (*worker)->Invoke(invocation, &context);
+  if (!(*worker)->usable()) ++worker_failures_;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && outcome.kind != InvocationOutcome::Kind::kResult) {
+      return;  // killed by Stop(): the item stays pending and runs after the next start
+    }
+  }
+  exec_latency_.Add(static_cast<uint64_t>(outcome.duration.count()));
+  if (outcome.kind != InvocationOutcome::Kind::kResult) {
+    HandleFailure(std::move(item), outcome, ready_at);
+    return;
+  }
+  if (Status s = PublishOutputs(item, outcome, invoked_at_ms); !s.ok()) {
+    InvocationOutcome publish_failure;
+    publish_failure.kind = InvocationOutcome::Kind::kFunctionError;
+    publish_failure.retryable = true;
+    publish_failure.message = s.message();
+    HandleFailure(std::move(item), publish_failure, ready_at);
+    return;
+  }
+  Finish(item, "done", "");
+  ++done_;
+  latency_.Add(MicrosSince(ready_at));
+}
+
+Status FunctionRunner::PublishOutputs(const PendingItem& item, const InvocationOutcome& outcome,
+                                      int64_t invoked_at_ms) {
+  const TriggerInput& first = item.inputs.front();
+  for (const InvocationOutput& output : outcome.outputs) {
+    auto declared = std::find_if(spec_.outputs.begin(), spec_.outputs.end(),
+                                 [&](const auto& o) { return o.first == output.name; });
+    if (declared == spec_.outputs.end()) {
+      return Status::Internal("output \"" + output.name + "\" is not declared");
+    }
+    channels::PublishRequest request;
+    request.channel = declared->second;
+    request.data = output.data;
+    request.item_id = OutputItemId(item.item_id, output.part);
+    request.content_type = output.content_type;
+    request.trace_id = first.envelope.trace_id;
+    request.stream = first.envelope.stream;
+    request.invoked_at_ms = invoked_at_ms;
+    auto published = options_.publisher->Publish(request);
+    if (!published) {
+      return Status(published.error().code(), "publishing output \"" + output.name +
+                                                  "\" on channel \"" + declared->second +
+                                                  "\": " + published.error().message());
+    }
+  }
+  return Status::Ok();
+}
+
+void FunctionRunner::HandleFailure(PendingItem item, const InvocationOutcome& outcome,
+                                   Clock::time_point ready_at) {
+  ++item.failed_attempts;
+  NoteError(outcome.message);
+  if (outcome.retryable && item.failed_attempts < spec_.retry.attempts) {
+    ++retries_;
+    auto delay = spec_.retry.backoff;
+    for (uint32_t i = 1; i < item.failed_attempts && delay < spec_.retry.backoff_max; ++i) {
+      delay *= 2;
+    }
+    delay = std::min(delay, spec_.retry.backoff_max);
+    log_.Append("runtime", "warn", "",
+                "item " + item.item_id + " attempt " + std::to_string(item.failed_attempts) +
+                    " failed: " + outcome.message + "; retrying in " +
+                    std::to_string(delay.count()) + " ms");
+    // The attempt count survives a restart of the node.
+    if (auto stored = options_.store->Put(kv::kNodeStateNamespace,
+                                          PendingKey(pipeline_, spec_.name, item.item_id),
+                                          EncodePendingItem(item));
+        !stored) {
+      stored.error().IgnoreError();  // the item is still pending; it only forgets an attempt
+    }
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    delayed_.emplace(Clock::now() + delay, ReadyItem{std::move(item), ready_at});
+    supervisor_cv_.notify_one();
+    return;
+  }
+  std::string kind;
+  switch (outcome.kind) {
+    case InvocationOutcome::Kind::kFunctionError: kind = "function_error"; break;
+    case InvocationOutcome::Kind::kProtocolError: kind = "protocol_error"; break;
+    case InvocationOutcome::Kind::kTimedOut: kind = "timed_out"; break;
+    case InvocationOutcome::Kind::kWorkerDied: kind = "worker_died"; break;
+    case InvocationOutcome::Kind::kResult: kind = "result"; break;
+  }
+  log_.Append("runtime", "error", "",
+              "item " + item.item_id + " failed after " + std::to_string(item.failed_attempts) +
+                  (item.failed_attempts == 1 ? " attempt: " : " attempts: ") + outcome.message +
+                  "; sent to " + spec_.dead_letter_channel);
+  DeadLetter(item, kind, outcome.message);
+  Finish(item, "failed", outcome.message);
+}
+
+void FunctionRunner::DeadLetter(const PendingItem& item, std::string_view kind,
+                                std::string_view error) {
+  ++failed_;
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const TriggerInput& t : item.inputs) {
+    nlohmann::json input = {{"name", t.input}, {"channel", t.channel}};
+    if (t.envelope.ref) input["ref"] = channels::RefPath(*t.envelope.ref);
+    inputs.push_back(std::move(input));
+  }
+  const nlohmann::json letter = {{"pipeline", pipeline_},
+                                 {"function", spec_.name},
+                                 {"item_id", item.item_id},
+                                 {"kind", kind},
+                                 {"error", error},
+                                 {"attempts", item.failed_attempts},
+                                 {"inputs", std::move(inputs)},
+                                 {"at_ms", NowMillis()}};
+  channels::PublishRequest request;
+  request.channel = spec_.dead_letter_channel;
+  const std::string data = letter.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  request.data = data;
+  request.item_id = item.item_id;
+  request.content_type = "application/json";
+  if (!item.inputs.empty()) {
+    request.trace_id = item.inputs.front().envelope.trace_id;
+    request.stream = item.inputs.front().envelope.stream;
+  }
+  if (auto published = options_.publisher->Publish(request); !published) {
+    log_.Append("runtime", "error", "",
+                "cannot publish item " + item.item_id + " to the dead-letter channel " +
+                    spec_.dead_letter_channel + ": " + published.error().message());
+  }
+}
+
+void FunctionRunner::Finish(const PendingItem& item, std::string_view state,
+                            std::string_view error) {
+  const std::string pending_key = PendingKey(pipeline_, spec_.name, item.item_id);
+  const std::string outcome_key = OutcomeKey(pipeline_, spec_.name, item.item_id);
+  const nlohmann::json outcome = {{"state", state}, {"at_ms", NowMillis()}, {"error", error}};
+  const std::string value = outcome.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  kv::WriteOp ops[2];
+  ops[0].kind = kv::WriteOp::Kind::kDelete;
+  ops[0].ns = kv::kNodeStateNamespace;
+  ops[0].key = pending_key;
+  ops[1].kind = kv::WriteOp::Kind::kPut;
+  ops[1].ns = kv::kNodeStateNamespace;
+  ops[1].key = outcome_key;
+  ops[1].value = value;
+  ops[1].put.ttl_ms = spec_.dedupe_window.count();
+  auto applied = options_.store->Apply(ops);
+  if (!applied) {
+    log_.Append("runtime", "error", "",
+                "cannot record the outcome of item " + item.item_id + ": " +
+                    applied.error().message() + " (it may run again after a restart)");
+  }
+  if (spec_.inputs.size() > 1) {
+    std::lock_guard lock(mu_);
+    active_.erase(item.item_id);
+  }
+}
+
+FunctionStats FunctionRunner::Stats() const {
+  FunctionStats stats;
+  stats.pipeline = pipeline_;
+  stats.function = spec_.name;
+  stats.min_workers = spec_.min_workers;
+  stats.max_workers = spec_.max_workers;
+  {
+    std::lock_guard lock(mu_);
+    for (const Slot& slot : slots_) {
+      if (slot.worker != nullptr) ++stats.workers;
+    }
+    stats.busy_workers = busy_slots_;
+    stats.queued = ready_.size() + delayed_.size();
+    stats.joining = joining_.size();
+    stats.last_error = last_error_;
+  }
+  stats.in_flight = in_flight_.load();
+  stats.done = done_.load();
+  stats.failed = failed_.load();
+  stats.retries = retries_.load();
+  stats.duplicates = duplicates_.load();
+  stats.expired_unjoined = expired_.load();
+  stats.rejected = rejected_.load();
+  stats.worker_starts = worker_starts_.load();
+  stats.worker_failures = worker_failures_.load();
+  stats.latency_p50_us = latency_.Quantile(0.50);
+  stats.latency_p99_us = latency_.Quantile(0.99);
+  stats.exec_p50_us = exec_latency_.Quantile(0.50);
+  stats.exec_p99_us = exec_latency_.Quantile(0.99);
+  return stats;
+}
+
+}  // namespace edgeflow::runtime
