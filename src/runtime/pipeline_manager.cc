@@ -1,6 +1,7 @@
 #include "runtime/pipeline_manager.h"
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <system_error>
 
 #include "channels/channel_name.h"
@@ -103,11 +104,13 @@ Status PipelineManager::Start() {
         continue;
       }
       Deployed* deployed = launched->get();
+      std::vector<std::string> topics;
       {
         std::unique_lock lock(mu_);
+        topics = AddRoutesLocked(deployed);
         pipelines_[deployed->name] = std::move(*launched);
       }
-      AddRoutes(deployed);
+      UpdateSubscriptions({}, topics);
       log::Info("pipeline started", {{"pipeline", deployed->name},
                                      {"functions", static_cast<uint64_t>(deployed->runners.size())}});
     }
@@ -175,48 +178,54 @@ Result<std::unique_ptr<PipelineManager::Deployed>> PipelineManager::Launch(
   return deployed;
 }
 
-void PipelineManager::AddRoutes(Deployed* deployed) {
+std::vector<std::string> PipelineManager::AddRoutesLocked(Deployed* deployed) {
   std::vector<std::string> new_topics;
-  {
-    std::unique_lock lock(mu_);
-    for (auto& runner : deployed->runners) {
-      const FunctionSpec& spec = runner->spec();
-      for (size_t i = 0; i < spec.inputs.size(); ++i) {
-        const std::string topic = channels::ChannelTopic(options_.tenant, spec.inputs[i].second);
-        auto& routes = routes_[topic];
-        if (routes.empty()) new_topics.push_back(topic);
-        routes.push_back({runner.get(), i});
-      }
+  for (auto& runner : deployed->runners) {
+    const FunctionSpec& spec = runner->spec();
+    for (size_t i = 0; i < spec.inputs.size(); ++i) {
+      const std::string topic = channels::ChannelTopic(options_.tenant, spec.inputs[i].second);
+      auto& routes = routes_[topic];
+      if (routes.empty()) new_topics.push_back(topic);
+      routes.push_back({runner.get(), i});
     }
   }
-  for (const std::string& topic : new_topics) {
+  return new_topics;
+}
+
+std::vector<std::string> PipelineManager::RemoveRoutesLocked(Deployed* deployed) {
+  std::vector<std::string> gone;
+  for (auto it = routes_.begin(); it != routes_.end();) {
+    std::erase_if(it->second, [&](const Route& route) {
+      return std::any_of(deployed->runners.begin(), deployed->runners.end(),
+                         [&](const auto& runner) { return runner.get() == route.runner; });
+    });
+    if (it->second.empty()) {
+      gone.push_back(it->first);
+      it = routes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return gone;
+}
+
+void PipelineManager::UpdateSubscriptions(const std::vector<std::string>& gone,
+                                          const std::vector<std::string>& added) {
+  std::set<std::string> still_routed;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [topic, routes] : routes_) still_routed.insert(topic);
+  }
+  for (const std::string& topic : gone) {
+    if (still_routed.contains(topic)) continue;  // the new version reads it too
+    if (Status s = trigger_->Unsubscribe(topic); !s.ok()) {
+      log::Warn("cannot unsubscribe", {{"topic", topic}, {"error", s.message()}});
+    }
+  }
+  for (const std::string& topic : added) {
     if (Status s = trigger_->Subscribe(topic, 1); !s.ok()) {
       // Registered anyway: the client subscribes again on its next connect.
       log::Warn("cannot subscribe a function input yet", {{"topic", topic}, {"error", s.message()}});
-    }
-  }
-}
-
-void PipelineManager::RemoveRoutes(Deployed* deployed) {
-  std::vector<std::string> gone;
-  {
-    std::unique_lock lock(mu_);
-    for (auto it = routes_.begin(); it != routes_.end();) {
-      std::erase_if(it->second, [&](const Route& route) {
-        return std::any_of(deployed->runners.begin(), deployed->runners.end(),
-                           [&](const auto& runner) { return runner.get() == route.runner; });
-      });
-      if (it->second.empty()) {
-        gone.push_back(it->first);
-        it = routes_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (const std::string& topic : gone) {
-    if (Status s = trigger_->Unsubscribe(topic); !s.ok()) {
-      log::Warn("cannot unsubscribe", {{"topic", topic}, {"error", s.message()}});
     }
   }
 }
@@ -268,59 +277,58 @@ Result<DeployResult> PipelineManager::Deploy(std::string_view spec_text,
     }
   }
 
-  // Replace: the old functions stop first (their pending items stay in EKV and the new runners
-  // of the same names pick them up).
+  // The pipeline changes hands while triggers wait (OnTrigger takes mu_ shared): a message the
+  // MQTT library has acknowledged must reach the old version (which stores it as pending before
+  // it stops) or the new one (which recovers what the old one left), never neither.
   std::unique_ptr<Deployed> old;
+  std::vector<std::string> gone, added;
+  bool replaced = false;
+  Result<std::unique_ptr<Deployed>> launched = Error(Status::Internal("not launched"));
   {
     std::unique_lock lock(mu_);
     if (auto it = pipelines_.find(spec.name); it != pipelines_.end()) {
       old = std::move(it->second);
       pipelines_.erase(it);
-    }
-  }
-  if (old) {
-    RemoveRoutes(old.get());
-    for (auto& runner : old->runners) {
-      if (spec.Find(runner->spec().name) != nullptr) {
-        runner->Stop();
-      } else {
-        runner->StopAndPurge();
+      replaced = true;
+      gone = RemoveRoutesLocked(old.get());
+      // Functions that remain hand their pending items (in EKV) to their successors.
+      for (auto& runner : old->runners) {
+        if (spec.Find(runner->spec().name) != nullptr) {
+          runner->Stop();
+        } else {
+          runner->StopAndPurge();
+        }
       }
     }
-  }
-  auto launched = Launch(spec, std::string(spec_text), deployed_at, code_root);
-  if (!launched) {
-    RemoveTree(code_root);
-    if (old) {
+    launched = Launch(spec, std::string(spec_text), deployed_at, code_root);
+    if (launched) {
+      if (Status s = Record(**launched); !s.ok()) {
+        for (auto& runner : (*launched)->runners) runner->Stop();
+        launched = Error(Status(s.code(), "cannot record the pipeline: " + s.message()));
+      }
+    }
+    if (!launched && old) {
       // Put the previous version back rather than leave the pipeline down.
       for (auto& runner : old->runners) {
         if (Status s = runner->Start(); !s.ok()) s.IgnoreError();
       }
-      Deployed* restored = old.get();
-      {
-        std::unique_lock lock(mu_);
-        pipelines_[restored->name] = std::move(old);
-      }
-      AddRoutes(restored);
+      added = AddRoutesLocked(old.get());
+      pipelines_[spec.name] = std::move(old);
+    } else if (launched) {
+      added = AddRoutesLocked(launched->get());
+      pipelines_[spec.name] = std::move(*launched);
     }
-    return Error(std::move(launched.error()));
   }
-  Deployed* deployed = launched->get();
-  if (Status s = Record(*deployed); !s.ok()) {
-    for (auto& runner : deployed->runners) runner->Stop();
+  UpdateSubscriptions(gone, added);
+  if (!launched) {
     RemoveTree(code_root);
-    return Error(Status(s.code(), "cannot record the pipeline: " + s.message()));
+    return Error(std::move(launched.error()));
   }
   DeployResult result;
   result.pipeline = spec.name;
-  result.replaced = old != nullptr;
+  result.replaced = replaced;
   result.deployed_at_ms = deployed_at;
   for (const FunctionSpec& function : spec.functions) result.functions.push_back(function.name);
-  {
-    std::unique_lock lock(mu_);
-    pipelines_[spec.name] = std::move(*launched);
-  }
-  AddRoutes(deployed);
   if (old) RemoveTree(old->code_root);
   log::Info("pipeline deployed", {{"pipeline", spec.name},
                                   {"functions", static_cast<uint64_t>(spec.functions.size())},
@@ -331,6 +339,7 @@ Result<DeployResult> PipelineManager::Deploy(std::string_view spec_text,
 Status PipelineManager::Undeploy(std::string_view pipeline) {
   std::lock_guard deploy(deploy_mu_);
   std::unique_ptr<Deployed> deployed;
+  std::vector<std::string> gone;
   {
     std::unique_lock lock(mu_);
     auto it = pipelines_.find(pipeline);
@@ -339,8 +348,9 @@ Status PipelineManager::Undeploy(std::string_view pipeline) {
     }
     deployed = std::move(it->second);
     pipelines_.erase(it);
+    gone = RemoveRoutesLocked(deployed.get());
   }
-  RemoveRoutes(deployed.get());
+  UpdateSubscriptions(gone, {});
   for (auto& runner : deployed->runners) runner->StopAndPurge();
   auto removed = options_.store->Delete(kv::kNodeStateNamespace, PipelineKey(pipeline));
   if (!removed && !removed.error().Is(ErrorCode::kNotFound)) return removed.error();

@@ -111,8 +111,13 @@ class PipelineManager {
   Result<std::unique_ptr<Deployed>> Launch(const PipelineSpec& spec, std::string spec_text,
                                            int64_t deployed_at_ms,
                                            const std::filesystem::path& code_root);
-  void AddRoutes(Deployed* deployed);
-  void RemoveRoutes(Deployed* deployed);
+  // Route changes under mu_ (exclusive); each returns the topics it added or emptied, for
+  // UpdateSubscriptions, which talks to the broker and so must run without mu_ (the MQTT network
+  // thread may be waiting for mu_ in OnTrigger).
+  std::vector<std::string> AddRoutesLocked(Deployed* deployed);
+  std::vector<std::string> RemoveRoutesLocked(Deployed* deployed);
+  void UpdateSubscriptions(const std::vector<std::string>& gone,
+                           const std::vector<std::string>& added);
   void OnTrigger(const channels::MqttMessage& message);
   Status Record(const Deployed& deployed);
   static PipelineInfo InfoOf(const Deployed& deployed);
