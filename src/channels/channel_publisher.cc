@@ -10,10 +10,11 @@ ChannelPublisher::ChannelPublisher(ChannelsConfig config, kv::Store* store, Mqtt
                                    const Clock* clock)
     : config_(std::move(config)), store_(store), mqtt_(mqtt), clock_(clock) {}
 
-Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
+Result<ChannelPublisher::Prepared> ChannelPublisher::Prepare(const PublishRequest& request) {
   if (Status s = ValidateChannelName(request.channel); !s.ok()) return Error(std::move(s));
   const int64_t now = clock_->NowMillis();
-  PublishResult result;
+  Prepared prepared;
+  PublishResult& result = prepared.result;
   result.topic = ChannelTopic(config_.tenant, request.channel);
   result.item_id = !request.item_id.empty() ? request.item_id
                    : request.key.empty()      ? NewItemId(now)
@@ -43,7 +44,7 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
     envelope.expiry_seconds =
         static_cast<uint32_t>(std::clamp<int64_t>(ttl_ms / 1000, 1, UINT32_MAX));
   }
-  MqttMessage message;
+  MqttMessage& message = prepared.message;
   message.topic = result.topic;
   message.qos = 1;
   WriteEnvelope(envelope, &message);
@@ -83,12 +84,43 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   message.user_properties.clear();
   WriteEnvelope(envelope, &message);
   if (result.inline_data) message.payload.assign(request.data);
-  if (Status s = mqtt_->Publish(message, config_.publish_timeout); !s.ok()) {
-    return Error(Status(s.code(), s.message() + "; the data is stored at " + RefPath(result.ref) +
-                                      " (version " + result.ref.version + ", item id " +
-                                      result.item_id + "), so publishing again is safe"));
+  return prepared;
+}
+
+Status ChannelPublisher::Announced(const PublishResult& result, Status published) {
+  if (published.ok()) return published;
+  return Status(published.code(), published.message() + "; the data is stored at " +
+                                      RefPath(result.ref) + " (version " + result.ref.version +
+                                      ", item id " + result.item_id +
+                                      "), so publishing again is safe");
+}
+
+Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
+  auto prepared = Prepare(request);
+  if (!prepared) return Error(std::move(prepared.error()));
+  if (Status s = Announced(prepared->result,
+                           mqtt_->Publish(prepared->message, config_.publish_timeout));
+      !s.ok()) {
+    return Error(std::move(s));
   }
-  return result;
+  return std::move(prepared->result);
+}
+
+void ChannelPublisher::PublishAsync(const PublishRequest& request, PublishCallback done) {
+  auto prepared = Prepare(request);
+  if (!prepared) {
+    done(Error(std::move(prepared.error())));
+    return;
+  }
+  PublishResult result = std::move(prepared->result);
+  mqtt_->PublishAsync(prepared->message, config_.publish_timeout,
+                      [result = std::move(result), done = std::move(done)](Status s) mutable {
+                        if (!s.ok()) {
+                          done(Error(Announced(result, std::move(s))));
+                          return;
+                        }
+                        done(std::move(result));
+                      });
 }
 
 }  // namespace edgeflow::channels

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -73,9 +74,25 @@ class ChannelPublisher {
 
   Result<PublishResult> Publish(const PublishRequest& request);
 
+  // Publish() without waiting for the broker: the data is stored when this returns (or `done`
+  // already ran with the error), and `done` runs once the broker acknowledged the message or
+  // the publish timeout passed, on the MQTT client's network thread (see
+  // MqttClient::PublishAsync: quick, no blocking calls). `request.data` may go once this returns.
+  using PublishCallback = std::move_only_function<void(Result<PublishResult>)>;
+  void PublishAsync(const PublishRequest& request, PublishCallback done);
+
   const ChannelsConfig& config() const { return config_; }
 
  private:
+  struct Prepared {
+    PublishResult result;
+    MqttMessage message;
+  };
+  // Validates, stores the data and builds the announcement.
+  Result<Prepared> Prepare(const PublishRequest& request);
+  // The publish outcome, with the stored item named when it failed.
+  static Status Announced(const PublishResult& result, Status published);
+
   const ChannelsConfig config_;
   kv::Store* const store_;
   MqttClient* const mqtt_;

@@ -3,6 +3,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include <optional>
 #include <random>
 #include <set>
 
@@ -175,6 +176,7 @@ void MqttClient::Run() {
     if (rc != MOSQ_ERR_SUCCESS) {
       log::Debug("mqtt connect failed", {{"broker", options_.broker.ToString()},
                                          {"error", std::string(mosquitto_strerror(rc))}});
+      SweepAsyncPublishes(/*all=*/false);
       WaitBackoff(backoff);
       backoff = std::min(backoff * 2, options_.reconnect_max);
       continue;
@@ -188,6 +190,7 @@ void MqttClient::Run() {
         if (stopping_) break;
       }
       const int loop_rc = mosquitto_loop(mosq_, 100, 1);
+      SweepAsyncPublishes(/*all=*/false);
       if (loop_rc != MOSQ_ERR_SUCCESS) {
         log::Debug("mqtt connection lost", {{"broker", options_.broker.ToString()},
                                             {"error", std::string(mosquitto_strerror(loop_rc))}});
@@ -208,9 +211,11 @@ void MqttClient::Run() {
       }
       break;
     }
+    SweepAsyncPublishes(/*all=*/false);
     WaitBackoff(backoff);
     backoff = std::min(backoff * 2, options_.reconnect_max);
   }
+  SweepAsyncPublishes(/*all=*/true);  // nobody is left to deliver them
   cv_.notify_all();
 }
 
@@ -277,6 +282,77 @@ Status MqttClient::Publish(const MqttMessage& message, std::chrono::milliseconds
       if (published_) published_(message);
     }
     return acked;
+  }
+}
+
+void MqttClient::PublishAsync(const MqttMessage& message, std::chrono::milliseconds timeout,
+                              PublishCallback done) {
+  if (message.qos < 0 || message.qos > 2) {
+    done(Status::InvalidArgument("MQTT QoS must be 0, 1 or 2"));
+    return;
+  }
+  PropertyList properties;
+  if (Status s = BuildProperties(message, &properties); !s.ok()) {
+    done(std::move(s));
+    return;
+  }
+  int mid = 0;
+  const int rc = mosquitto_publish_v5(mosq_, &mid, message.topic.c_str(),
+                                      static_cast<int>(message.payload.size()),
+                                      message.payload.data(), message.qos, message.retain,
+                                      properties.head);
+  // NO_CONN with QoS > 0: the library queued it and sends it after the reconnect (see Publish).
+  if (rc != MOSQ_ERR_SUCCESS && !(rc == MOSQ_ERR_NO_CONN && message.qos > 0)) {
+    done(rc == MOSQ_ERR_NO_CONN
+             ? Status::Unavailable("MQTT broker " + options_.broker.ToString() +
+                                   " is not reachable")
+             : FromMosquitto(rc, "MQTT publish failed"));
+    return;
+  }
+  if (message.qos == 0) {
+    done(Status::Ok());
+    return;
+  }
+  std::unique_lock lock(mu_);
+  // The ack may have come already (read on the network thread while this one was publishing):
+  // CompleteAck parked it.
+  abandoned_.erase({true, mid});
+  if (auto early = publish_acks_.find(mid); early != publish_acks_.end() && early->second.done) {
+    const int reason = early->second.reason;
+    publish_acks_.erase(early);
+    lock.unlock();
+    if (reason >= 128) {
+      done(Status::FailedPrecondition(std::string("MQTT broker refused the publish: ") +
+                                      mosquitto_reason_string(reason)));
+      return;
+    }
+    Remember(message);
+    if (published_) published_(message);
+    done(Status::Ok());
+    return;
+  }
+  async_publishes_[mid] =
+      AsyncPublish{std::chrono::steady_clock::now() + timeout, message, std::move(done)};
+}
+
+void MqttClient::SweepAsyncPublishes(bool all) {
+  std::vector<AsyncPublish> expired;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = async_publishes_.begin(); it != async_publishes_.end();) {
+      if (all || it->second.deadline <= now) {
+        abandoned_.insert({true, it->first});  // a late ack is dropped
+        expired.push_back(std::move(it->second));
+        it = async_publishes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (AsyncPublish& publish : expired) {
+    publish.done(Status::Unavailable("MQTT publish not acknowledged by " +
+                                     options_.broker.ToString() + " in time"));
   }
 }
 
@@ -420,7 +496,26 @@ void MqttClient::OnDisconnect(mosquitto*, void* self, int, const mqtt5__property
 
 void MqttClient::OnPublish(mosquitto*, void* self, int mid, int reason, const mqtt5__property*) {
   auto* client = static_cast<MqttClient*>(self);
-  client->CompleteAck(&client->publish_acks_, mid, reason);
+  std::optional<AsyncPublish> async;
+  {
+    std::lock_guard lock(client->mu_);
+    if (auto it = client->async_publishes_.find(mid); it != client->async_publishes_.end()) {
+      async = std::move(it->second);
+      client->async_publishes_.erase(it);
+    }
+  }
+  if (!async) {
+    client->CompleteAck(&client->publish_acks_, mid, reason);
+    return;
+  }
+  if (reason >= 128) {
+    async->done(Status::FailedPrecondition(std::string("MQTT broker refused the publish: ") +
+                                           mosquitto_reason_string(reason)));
+    return;
+  }
+  client->Remember(async->message);
+  if (client->published_) client->published_(async->message);
+  async->done(Status::Ok());
 }
 
 void MqttClient::OnSubscribe(mosquitto*, void* self, int mid, int count, const int* granted,

@@ -87,6 +87,15 @@ class MqttClient {
   // broker's reason if it refused the message.
   Status Publish(const MqttMessage& message, std::chrono::milliseconds timeout);
 
+  // Publish() without waiting: `done` runs exactly once, with what Publish() would have
+  // returned (QoS 0: at once). It runs on the network thread when the ack arrives or `timeout`
+  // passes (or on the calling thread when the outcome is known at once), so it must be quick
+  // and must not call this client's blocking methods. Lets a caller keep many publications in
+  // flight instead of one round trip each.
+  using PublishCallback = std::move_only_function<void(Status)>;
+  void PublishAsync(const MqttMessage& message, std::chrono::milliseconds timeout,
+                    PublishCallback done);
+
   // Subscribes now if connected, and again after every reconnect. Waits for the SUBACK up to
   // `timeout` when connected. With `no_local` the broker does not send this client the messages
   // it published itself (MQTT 5).
@@ -108,6 +117,8 @@ class MqttClient {
   void WaitBackoff(std::chrono::milliseconds delay);
   void SubscribeAll();
   void Remember(const MqttMessage& message);  // after its ack, for the replay window
+  // Fails the asynchronous publications whose time is up (all of them when `all`).
+  void SweepAsyncPublishes(bool all);
   void Replay();                              // on the network thread, at a reconnect
 
   // libmosquitto callbacks (on the network thread).
@@ -157,6 +168,12 @@ class MqttClient {
     MqttMessage message;
   };
   std::deque<Recent> recent_;  // GUARDED_BY(mu_): acknowledged, within the replay window
+  struct AsyncPublish {
+    std::chrono::steady_clock::time_point deadline;
+    MqttMessage message;
+    PublishCallback done;
+  };
+  std::map<int, AsyncPublish> async_publishes_;  // GUARDED_BY(mu_): by message id
   size_t recent_bytes_ = 0;    // GUARDED_BY(mu_)
 };
 

@@ -164,7 +164,11 @@ void FunctionRunner::Stop() {
   for (Slot& slot : slots) {
     if (slot.thread.joinable()) slot.thread.join();
   }
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  // Announcements and commits in flight call back into this runner: wait for them (each ends by
+  // the publish timeout at the latest). Items whose announcement failed stay pending in EKV.
+  work_cv_.wait(lock, [this] { return outstanding_ == 0; });
+  failed_publishes_.clear();
   ready_.clear();
   delayed_.clear();
   joining_.clear();
@@ -336,6 +340,14 @@ void FunctionRunner::SupervisorLoop() {
   while (!stopping_) {
     supervisor_cv_.wait_for(lock, std::chrono::milliseconds(50));
     if (stopping_) break;
+    // Items whose outputs could not be announced: retried like any failure.
+    while (!failed_publishes_.empty()) {
+      FailedPublish failed = std::move(failed_publishes_.front());
+      failed_publishes_.pop_front();
+      lock.unlock();
+      HandleFailure(std::move(failed.item), failed.outcome, failed.ready_at);
+      lock.lock();
+    }
     // Retries whose time has come.
     const auto now = Clock::now();
     while (!delayed_.empty() && delayed_.begin()->first <= now) {
@@ -564,44 +576,128 @@ void FunctionRunner::Execute(PendingItem item, std::unique_ptr<FunctionWorker>* 
     HandleFailure(std::move(item), outcome, ready_at);
     return;
   }
-  if (Status s = PublishOutputs(item, outcome, invoked_at_ms); !s.ok()) {
-    InvocationOutcome publish_failure;
-    publish_failure.kind = InvocationOutcome::Kind::kFunctionError;
-    publish_failure.retryable = true;
-    publish_failure.message = s.message();
-    HandleFailure(std::move(item), publish_failure, ready_at);
-    return;
-  }
-  Finish(item, "done", "");
-  ++done_;
-  latency_.Add(MicrosSince(ready_at));
+  PublishOutputs(std::move(item), std::move(outcome.outputs), invoked_at_ms, ready_at);
 }
 
-Status FunctionRunner::PublishOutputs(const PendingItem& item, const InvocationOutcome& outcome,
-                                      int64_t invoked_at_ms) {
-  const TriggerInput& first = item.inputs.front();
-  for (const InvocationOutput& output : outcome.outputs) {
+void FunctionRunner::PublishOutputs(PendingItem item, std::vector<InvocationOutput> outputs,
+                                    int64_t invoked_at_ms, Clock::time_point ready_at) {
+  // Each output is stored now and announced without waiting; the item is finished when the
+  // broker has acknowledged every announcement, so the worker can take the next item meanwhile.
+  struct Batch {
+    std::mutex mu;
+    PendingItem item;
+    Clock::time_point ready_at;
+    size_t remaining = 0;
+    std::string error;  // GUARDED_BY(mu): the first failure
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->item = std::move(item);
+  batch->ready_at = ready_at;
+  batch->remaining = outputs.size();
+  BeginOutstanding();
+  ++in_flight_;
+  auto complete = [this, batch] {
+    std::string error;
+    {
+      std::lock_guard lock(batch->mu);
+      error = batch->error;
+    }
+    if (error.empty()) {
+      ++done_;
+      latency_.Add(MicrosSince(batch->ready_at));
+      FinishAsync(std::move(batch->item));
+    } else {
+      InvocationOutcome failure;
+      failure.kind = InvocationOutcome::Kind::kFunctionError;
+      failure.retryable = true;
+      failure.message = std::move(error);
+      // Retries and dead letters block on the store and the broker: not on this thread (the
+      // MQTT network thread, when the last ack completes the batch).
+      std::lock_guard lock(mu_);
+      failed_publishes_.push_back({std::move(batch->item), std::move(failure), batch->ready_at});
+      supervisor_cv_.notify_one();
+    }
+    --in_flight_;
+    EndOutstanding();
+  };
+  if (outputs.empty()) {
+    complete();
+    return;
+  }
+  const TriggerInput& first = batch->item.inputs.front();
+  for (const InvocationOutput& output : outputs) {
     auto declared = std::find_if(spec_.outputs.begin(), spec_.outputs.end(),
                                  [&](const auto& o) { return o.first == output.name; });
-    if (declared == spec_.outputs.end()) {
-      return Status::Internal("output \"" + output.name + "\" is not declared");
-    }
     channels::PublishRequest request;
-    request.channel = declared->second;
+    request.channel = declared != spec_.outputs.end() ? declared->second : output.name;
     request.data = output.data;
-    request.item_id = OutputItemId(item.item_id, output.part);
+    request.item_id = OutputItemId(batch->item.item_id, output.part);
     request.content_type = output.content_type;
     request.trace_id = first.envelope.trace_id;
     request.stream = first.envelope.stream;
     request.invoked_at_ms = invoked_at_ms;
-    auto published = options_.publisher->Publish(request);
-    if (!published) {
-      return Status(published.error().code(), "publishing output \"" + output.name +
-                                                  "\" on channel \"" + declared->second +
-                                                  "\": " + published.error().message());
-    }
+    const std::string name = output.name;
+    const std::string channel = request.channel;
+    options_.publisher->PublishAsync(
+        request, [batch, complete, name, channel](Result<channels::PublishResult> published) {
+          bool last;
+          {
+            std::lock_guard lock(batch->mu);
+            if (!published && batch->error.empty()) {
+              batch->error = "publishing output \"" + name + "\" on channel \"" + channel +
+                             "\": " + published.error().message();
+            }
+            last = --batch->remaining == 0;
+          }
+          if (last) complete();
+        });
   }
-  return Status::Ok();
+}
+
+void FunctionRunner::BeginOutstanding() {
+  std::lock_guard lock(mu_);
+  ++outstanding_;
+}
+
+void FunctionRunner::EndOutstanding() {
+  std::lock_guard lock(mu_);
+  if (--outstanding_ == 0) work_cv_.notify_all();
+}
+
+void FunctionRunner::FinishAsync(PendingItem item) {
+  // The outcome record and the pending record's removal go in the store's next group commit;
+  // nobody waits for them (a crash before that commit runs the item again: at least once).
+  struct Commit {
+    PendingItem item;
+    std::string pending_key, outcome_key, value;
+    kv::WriteOp ops[2];
+  };
+  auto commit = std::make_shared<Commit>();
+  commit->pending_key = PendingKey(pipeline_, spec_.name, item.item_id);
+  commit->outcome_key = OutcomeKey(pipeline_, spec_.name, item.item_id);
+  commit->value = nlohmann::json{{"state", "done"}, {"at_ms", NowMillis()}, {"error", ""}}.dump();
+  commit->item = std::move(item);
+  commit->ops[0].kind = kv::WriteOp::Kind::kDelete;
+  commit->ops[0].ns = kv::kNodeStateNamespace;
+  commit->ops[0].key = commit->pending_key;
+  commit->ops[1].kind = kv::WriteOp::Kind::kPut;
+  commit->ops[1].ns = kv::kNodeStateNamespace;
+  commit->ops[1].key = commit->outcome_key;
+  commit->ops[1].value = commit->value;
+  commit->ops[1].put.ttl_ms = spec_.dedupe_window.count();
+  BeginOutstanding();
+  options_.store->ApplyAsync(commit->ops, [this, commit](auto applied) {
+    if (!applied) {
+      log_.Append("runtime", "error", "",
+                  "cannot record the outcome of item " + commit->item.item_id + ": " +
+                      applied.error().message() + " (it may run again after a restart)");
+    }
+    if (spec_.inputs.size() > 1) {
+      std::lock_guard lock(mu_);
+      active_.erase(commit->item.item_id);
+    }
+    EndOutstanding();
+  });
 }
 
 void FunctionRunner::HandleFailure(PendingItem item, const InvocationOutcome& outcome,

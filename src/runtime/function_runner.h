@@ -130,8 +130,12 @@ class FunctionRunner {
   // One invocation of `item` on `worker` (started if needed); updates `worker`.
   void Execute(PendingItem item, std::unique_ptr<FunctionWorker>* worker,
                std::chrono::steady_clock::time_point ready_at);
-  Status PublishOutputs(const PendingItem& item, const InvocationOutcome& outcome,
-                        int64_t invoked_at_ms);
+  void PublishOutputs(PendingItem item, std::vector<InvocationOutput> outputs,
+                      int64_t invoked_at_ms, std::chrono::steady_clock::time_point ready_at);
+  void FinishAsync(PendingItem item);
+  // Callbacks of asynchronous announcements and commits still to come (Stop waits for them).
+  void BeginOutstanding();
+  void EndOutstanding();
   void HandleFailure(PendingItem item, const InvocationOutcome& outcome,
                      std::chrono::steady_clock::time_point ready_at);
   void DeadLetter(const PendingItem& item, std::string_view kind, std::string_view error);
@@ -158,6 +162,13 @@ class FunctionRunner {
   std::multimap<std::chrono::steady_clock::time_point, ReadyItem> delayed_;  // GUARDED_BY(mu_)
   std::map<std::string, PendingItem> joining_;  // GUARDED_BY(mu_): multi-input, by item id
   std::set<std::string> active_;  // GUARDED_BY(mu_): multi-input items joined, not finished
+  struct FailedPublish {
+    PendingItem item;
+    InvocationOutcome outcome;
+    std::chrono::steady_clock::time_point ready_at;
+  };
+  std::deque<FailedPublish> failed_publishes_;  // GUARDED_BY(mu_): for the supervisor
+  uint64_t outstanding_ = 0;                    // GUARDED_BY(mu_)
   std::list<Slot> slots_;         // GUARDED_BY(mu_)
   uint32_t busy_slots_ = 0;       // GUARDED_BY(mu_)
   std::string last_error_;        // GUARDED_BY(mu_)
