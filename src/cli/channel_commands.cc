@@ -124,7 +124,7 @@ int ChannelCommands::List(bool json) {
   auto response = node_->http().Request(http::verb::get, "/v1/channels");
   if (!response) return ReportFailure(err_, response.error());
   if (response->result() != http::status::ok) {
-    return ReportFailure(err_, client::EdgeClient::StatusOf(*response));
+    return ReportRefusal(err_, client::EdgeClient::StatusOf(*response));
   }
   auto body = nlohmann::json::parse(response->body(), nullptr, /*allow_exceptions=*/false);
   if (!body.is_object() || !body.contains("channels") || !body["channels"].is_array()) {

@@ -45,4 +45,9 @@ int ReportFailure(std::FILE* err, const Status& status) {
   return kExitRefused;
 }
 
+int ReportRefusal(std::FILE* err, const Status& status) {
+  std::fprintf(err, "edgeflow: %s\n", status.message().c_str());
+  return kExitRefused;
+}
+
 }  // namespace edgeflow::cli

@@ -56,7 +56,7 @@ int FunctionCommands::Deploy(const std::string& spec_path, bool json) {
   auto body = JsonBody(*response);
   if (response->result() != http::status::ok && response->result() != http::status::created) {
     // Spec problems come one per line, each with its place in the file.
-    return ReportFailure(err_, client::EdgeClient::StatusOf(*response));
+    return ReportRefusal(err_, client::EdgeClient::StatusOf(*response));
   }
   if (!body) return ReportFailure(err_, body.error());
   if (json) {
@@ -78,7 +78,7 @@ int FunctionCommands::Undeploy(const std::string& pipeline) {
       node_->http().Request(http::verb::delete_, "/v1/pipelines/" + PercentEncode(pipeline, /*keep_slash=*/false));
   if (!response) return ReportFailure(err_, response.error());
   if (response->result() != http::status::ok) {
-    return ReportFailure(err_, client::EdgeClient::StatusOf(*response));
+    return ReportRefusal(err_, client::EdgeClient::StatusOf(*response));
   }
   std::fprintf(out_, "undeployed pipeline %s\n", pipeline.c_str());
   return kExitOk;
@@ -88,7 +88,7 @@ int FunctionCommands::Ps(bool json) {
   auto response = node_->http().Request(http::verb::get, "/v1/functions");
   if (!response) return ReportFailure(err_, response.error());
   if (response->result() != http::status::ok) {
-    return ReportFailure(err_, client::EdgeClient::StatusOf(*response));
+    return ReportRefusal(err_, client::EdgeClient::StatusOf(*response));
   }
   auto body = JsonBody(*response);
   if (!body || !(*body)["functions"].is_array()) {
@@ -167,7 +167,7 @@ int FunctionCommands::Logs(const LogsArgs& args) {
     auto response = node_->http().Request(http::verb::get, target);
     if (!response) return ReportFailure(err_, response.error());
     if (response->result() != http::status::ok) {
-      return ReportFailure(err_, client::EdgeClient::StatusOf(*response));
+      return ReportRefusal(err_, client::EdgeClient::StatusOf(*response));
     }
     auto body = JsonBody(*response);
     if (!body || !(*body)["lines"].is_array()) {

@@ -192,6 +192,17 @@ void FunctionRunner::StopAndPurge() {
   }
 }
 
+void FunctionRunner::NoteDuplicate(const std::string& item_id, const std::string& why) {
+  // Logged, but not every one: a producer that repeats itself must not flood the log. A function
+  // on a cycle that keeps its input's item id lands here too (its outputs need a part).
+  const uint64_t n = ++duplicates_;
+  if (n <= 10 || n % 1000 == 0) {
+    log_.Append("runtime", "info", "",
+                "dropped a repeated delivery of item " + item_id + " (" + why + "; " +
+                    std::to_string(n) + " duplicates so far)");
+  }
+}
+
 void FunctionRunner::NoteError(const std::string& error) {
   std::lock_guard lock(mu_);
   last_error_ = error;
@@ -231,10 +242,12 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
   trigger.envelope = std::move(*envelope);
   std::string item_id = trigger.envelope.item_id;
   if (item_id.empty()) item_id = channels::NewItemId(now);  // a plain MQTT client sent no id
+  // The item's trace starts here when its producer did not start one.
+  if (trigger.envelope.trace_id.empty()) trigger.envelope.trace_id = channels::NewTraceId();
 
   kv::Store* store = options_.store;
   if (store->Head(kv::kNodeStateNamespace, OutcomeKey(pipeline_, spec_.name, item_id))) {
-    ++duplicates_;  // finished within the dedupe window
+    NoteDuplicate(item_id, "it finished within the dedupe window");
     return;
   }
   const std::string pending_key = PendingKey(pipeline_, spec_.name, item_id);
@@ -250,7 +263,7 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
     if (!stored) {
       if (stored.error().Is(ErrorCode::kFailedPrecondition) ||
           stored.error().Is(ErrorCode::kAlreadyExists)) {
-        ++duplicates_;  // queued or running already
+        NoteDuplicate(item_id, "it is queued or running");
         return;
       }
       // The store refuses writes: running the item without a durable record would make a loss
@@ -273,7 +286,7 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
   std::lock_guard lock(mu_);
   if (stopping_) return;
   if (active_.contains(item_id)) {
-    ++duplicates_;
+    NoteDuplicate(item_id, "it is joined and queued or running");
     return;
   }
   auto [it, inserted] = joining_.try_emplace(item_id);
@@ -282,7 +295,7 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
     item.item_id = item_id;
     item.first_arrival_ms = now;
   } else if (item.Find(input_name) != nullptr) {
-    ++duplicates_;  // this input of this item arrived already
+    NoteDuplicate(item_id, "input \"" + input_name + "\" of it arrived already");
     return;
   }
   item.inputs.push_back(std::move(trigger));
@@ -305,6 +318,12 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
     work_cv_.notify_one();
     supervisor_cv_.notify_one();
   }
+}
+
+size_t FunctionRunner::LiveSlotsLocked() const {
+  return static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) {
+    return !s.exited && !s.retiring;
+  }));
 }
 
 void FunctionRunner::AddSlotLocked() {
@@ -356,8 +375,7 @@ void FunctionRunner::SupervisorLoop() {
       work_cv_.notify_one();
     }
     // Scale up: every item waiting should find a worker, up to max_workers.
-    const size_t live = static_cast<size_t>(
-        std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.exited; }));
+    const size_t live = LiveSlotsLocked();
     const size_t idle = live - busy_slots_;
     if (ready_.size() > idle) {
       const size_t wanted = std::min<size_t>(spec_.max_workers, busy_slots_ + ready_.size());
@@ -445,9 +463,10 @@ void FunctionRunner::SlotLoop(Slot* slot) {
                                        [this] { return stopping_ || !ready_.empty(); });
     if (stopping_) break;
     if (!got) {
-      const size_t live = static_cast<size_t>(
-          std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.exited; }));
-      if (live > spec_.min_workers) break;  // idle above the minimum: retire
+      if (LiveSlotsLocked() > spec_.min_workers) {
+        slot->retiring = true;  // counted out now, before its worker's shutdown lets others look
+        break;                  // idle above the minimum: retire
+      }
       continue;
     }
     ReadyItem next = std::move(ready_.front());
@@ -457,6 +476,9 @@ void FunctionRunner::SlotLoop(Slot* slot) {
     lock.unlock();
 
     ++in_flight_;
+    // A worker that died while idle is replaced before the item reaches it, so the item does not
+    // pay an attempt for it.
+    if (worker && !worker->CheckAlive()) ++worker_failures_;
     if (!worker || !worker->usable()) {
       if (worker) {
         std::lock_guard guard(mu_);
@@ -539,6 +561,23 @@ void FunctionRunner::Execute(PendingItem item, std::unique_ptr<FunctionWorker>* 
                         std::to_string(spec_.limits.max_payload_bytes) + ")";
       HandleFailure(std::move(item), failure, ready_at);
       return;
+    }
+    if (!trigger->envelope.inline_data) {
+      // Two inputs of one item stored under one key: the later put replaced the earlier data,
+      // and EKV keeps one version; handing the function the same bytes twice would be wrong.
+      for (const TriggerInput& other : item.inputs) {
+        if (&other != trigger && !other.envelope.inline_data && other.envelope.ref &&
+            other.envelope.ref->ns == trigger->envelope.ref->ns &&
+            other.envelope.ref->key == trigger->envelope.ref->key) {
+          failure.message = "inputs \"" + other.input + "\" and \"" + name +
+                            "\" were stored under the same key " +
+                            channels::RefPath(*trigger->envelope.ref) +
+                            ", so one replaced the other; publish them with distinct keys or "
+                            "namespaces";
+          HandleFailure(std::move(item), failure, ready_at);
+          return;
+        }
+      }
     }
     if (trigger->envelope.inline_data) {
       input.data = trigger->payload;
@@ -686,7 +725,14 @@ void FunctionRunner::FinishAsync(PendingItem item) {
   commit->ops[1].value = commit->value;
   commit->ops[1].put.ttl_ms = spec_.dedupe_window.count();
   BeginOutstanding();
-  options_.store->ApplyAsync(commit->ops, [this, commit](auto applied) {
+  const size_t count = spec_.dedupe_window.count() > 0 ? 2 : 1;
+  options_.store->ApplyAsync(std::span<const kv::WriteOp>(commit->ops, count),
+                             [this, commit](auto applied) {
+    if (applied) {
+      for (const auto& op : *applied) {
+        if (!op && !op.error().Is(ErrorCode::kNotFound)) applied = Error(op.error());
+      }
+    }
     if (!applied) {
       log_.Append("runtime", "error", "",
                   "cannot record the outcome of item " + commit->item.item_id + ": " +
@@ -793,7 +839,14 @@ void FunctionRunner::Finish(const PendingItem& item, std::string_view state,
   ops[1].key = outcome_key;
   ops[1].value = value;
   ops[1].put.ttl_ms = spec_.dedupe_window.count();
-  auto applied = options_.store->Apply(ops);
+  // Without a dedupe window there is no outcome to keep.
+  const size_t count = spec_.dedupe_window.count() > 0 ? 2 : 1;
+  auto applied = options_.store->Apply(std::span<const kv::WriteOp>(ops, count));
+  if (applied) {
+    for (const auto& op : *applied) {
+      if (!op && !op.error().Is(ErrorCode::kNotFound)) applied = Error(op.error());
+    }
+  }
   if (!applied) {
     log_.Append("runtime", "error", "",
                 "cannot record the outcome of item " + item.item_id + ": " +

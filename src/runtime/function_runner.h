@@ -118,6 +118,7 @@ class FunctionRunner {
     std::thread thread;
     bool busy = false;
     bool exited = false;
+    bool retiring = false;  // leaving after an idle spell; no longer counts as a worker
     FunctionWorker* worker = nullptr;  // GUARDED_BY(mu_) for Abort at Stop
   };
 
@@ -126,6 +127,7 @@ class FunctionRunner {
   void SupervisorLoop();
   void SlotLoop(Slot* slot);
   void AddSlotLocked();
+  size_t LiveSlotsLocked() const;  // REQUIRES: mu_ held
   void ExpireJoinsLocked(int64_t now_ms, std::vector<PendingItem>* expired);
   // One invocation of `item` on `worker` (started if needed); updates `worker`.
   void Execute(PendingItem item, std::unique_ptr<FunctionWorker>* worker,
@@ -141,6 +143,7 @@ class FunctionRunner {
   void DeadLetter(const PendingItem& item, std::string_view kind, std::string_view error);
   void Finish(const PendingItem& item, std::string_view state, std::string_view error);
   void NoteError(const std::string& error);
+  void NoteDuplicate(const std::string& item_id, const std::string& why);
   std::string NextInstanceId();
 
   const std::string pipeline_;

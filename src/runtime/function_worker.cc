@@ -397,6 +397,17 @@ InvocationOutcome FunctionWorker::Invoke(const Invocation& invocation, ContextAc
   }
 }
 
+bool FunctionWorker::CheckAlive() {
+  if (!usable_) return false;
+  if (auto status = process_->TryWait()) {
+    usable_ = false;
+    log_->Append("runtime", "warn", instance_id_,
+                 "worker exited while idle (" + status->ToString() + "); starting another");
+    return false;
+  }
+  return true;
+}
+
 void FunctionWorker::Shutdown(std::chrono::milliseconds grace) {
   if (usable_) {
     WorkerFrame shutdown;

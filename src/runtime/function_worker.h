@@ -94,6 +94,9 @@ class FunctionWorker {
 
   // False once the worker broke the protocol, timed out or died: replace it.
   bool usable() const { return usable_; }
+  // Whether the worker still runs (a worker may die between invocations); false also marks it
+  // unusable and logs how it ended.
+  bool CheckAlive();
   const std::string& instance_id() const { return instance_id_; }
   pid_t pid() const { return process_->pid(); }
   int64_t started_at_ms() const { return started_at_ms_; }

@@ -271,9 +271,9 @@ Result<DeployResult> PipelineManager::Deploy(std::string_view spec_text,
     auto prepared = PrepareCode(function, spec_dir, FunctionDir(code_root, function));
     if (!prepared) {
       RemoveTree(code_root);
-      return Error(Status(prepared.error().code(), "function \"" + function.name + "\" (line " +
-                                                       std::to_string(function.line) +
-                                                       "): " + prepared.error().message()));
+      // The message names the function already.
+      return Error(Status(prepared.error().code(), prepared.error().message() + " (spec line " +
+                                                       std::to_string(function.line) + ")"));
     }
   }
 

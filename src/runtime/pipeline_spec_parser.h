@@ -18,7 +18,8 @@
 //       dead_letter: dead/detect      # default dead-letter/<pipeline>/<function>
 //       dedupe_window_ms: 60000
 //       context: {per_key: false}
-//       allow_cycle: false            # true: this function may feed its own inputs
+//       allow_cycle: false            # true: this function may feed its own inputs (give such
+//                                     # outputs a part: an item id it has seen is a duplicate)
 //
 // Numbers are whole and bounded: memory_mb and pids 1..1048576, concurrency.min 0..1024 and max
 // 1..1024, timeouts and windows in ms 1..86400000, retry.attempts 1..100. Keys repeated in a

@@ -1,0 +1,1 @@
+"""Test file that is named as a command but installed without the execute permission."""
