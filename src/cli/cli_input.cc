@@ -47,7 +47,9 @@ int ReportFailure(std::FILE* err, const Status& status) {
 
 int ReportRefusal(std::FILE* err, const Status& status) {
   std::fprintf(err, "edgeflow: %s\n", status.message().c_str());
-  return kExitRefused;
+  // A node that cannot serve the request now (503: channels off, broker down) is "unavailable",
+  // like one that cannot be reached; every other refusal is final.
+  return status.Is(ErrorCode::kUnavailable) ? kExitUnavailable : kExitRefused;
 }
 
 }  // namespace edgeflow::cli

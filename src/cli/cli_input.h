@@ -23,8 +23,8 @@ Result<std::string> ReadInputValue(const std::optional<std::string>& value,
 // server could not be reached, 64 for bad usage and unreadable input, 1 otherwise.
 int ReportFailure(std::FILE* err, const Status& status);
 
-// Prints "edgeflow: <message>" for an error the node answered with (it refused the request) and
-// returns 1, whatever the error's code: the usage was fine, the node said no.
+// Prints "edgeflow: <message>" for an error the node answered with and returns 1 (it refused the
+// request: the usage was fine, the node said no), or 2 when it is unavailable (503).
 int ReportRefusal(std::FILE* err, const Status& status);
 
 }  // namespace edgeflow::cli
