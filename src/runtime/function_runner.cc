@@ -56,6 +56,16 @@ std::string ContextPrefix(std::string_view pipeline, const FunctionSpec& spec,
   return prefix + "f/";
 }
 
+// The first error of a batch: the commit's, or an operation's (a delete of what is gone already
+// is fine: the record was never written, or expired).
+Status FirstFailure(const Result<std::vector<Result<kv::WriteResult>>>& applied) {
+  if (!applied) return applied.error();
+  for (const Result<kv::WriteResult>& op : *applied) {
+    if (!op && !op.error().Is(ErrorCode::kNotFound)) return op.error();
+  }
+  return Status::Ok();
+}
+
 std::string OutputItemId(std::string_view item_id, std::string_view part) {
   return part.empty() ? std::string(item_id) : std::string(item_id) + "." + std::string(part);
 }
@@ -728,15 +738,11 @@ void FunctionRunner::FinishAsync(PendingItem item) {
   const size_t count = spec_.dedupe_window.count() > 0 ? 2 : 1;
   options_.store->ApplyAsync(std::span<const kv::WriteOp>(commit->ops, count),
                              [this, commit](auto applied) {
-    if (applied) {
-      for (const auto& op : *applied) {
-        if (!op && !op.error().Is(ErrorCode::kNotFound)) applied = Error(op.error());
-      }
-    }
-    if (!applied) {
+    const Status status = FirstFailure(applied);
+    if (!status.ok()) {
       log_.Append("runtime", "error", "",
                   "cannot record the outcome of item " + commit->item.item_id + ": " +
-                      applied.error().message() + " (it may run again after a restart)");
+                      status.message() + " (it may run again after a restart)");
     }
     if (spec_.inputs.size() > 1) {
       std::lock_guard lock(mu_);
@@ -841,16 +847,12 @@ void FunctionRunner::Finish(const PendingItem& item, std::string_view state,
   ops[1].put.ttl_ms = spec_.dedupe_window.count();
   // Without a dedupe window there is no outcome to keep.
   const size_t count = spec_.dedupe_window.count() > 0 ? 2 : 1;
-  auto applied = options_.store->Apply(std::span<const kv::WriteOp>(ops, count));
-  if (applied) {
-    for (const auto& op : *applied) {
-      if (!op && !op.error().Is(ErrorCode::kNotFound)) applied = Error(op.error());
-    }
-  }
-  if (!applied) {
+  const Status status =
+      FirstFailure(options_.store->Apply(std::span<const kv::WriteOp>(ops, count)));
+  if (!status.ok()) {
     log_.Append("runtime", "error", "",
-                "cannot record the outcome of item " + item.item_id + ": " +
-                    applied.error().message() + " (it may run again after a restart)");
+                "cannot record the outcome of item " + item.item_id + ": " + status.message() +
+                    " (it may run again after a restart)");
   }
   if (spec_.inputs.size() > 1) {
     std::lock_guard lock(mu_);

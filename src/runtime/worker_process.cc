@@ -224,6 +224,12 @@ Status CheckSandbox(SandboxKind kind) {
   return Status::InvalidArgument("unknown sandbox kind");
 }
 
+// $1: the pid of bwrap. Killing bwrap is enough: --die-with-parent gives the sandbox's processes
+// a parent-death signal set after bwrap's credential changes, so they follow it.
+constexpr const char* kBwrapWatchdogScript = R"(read -r verdict
+[ "$verdict" = done ] || kill -KILL "$1"
+)";
+
 struct WorkerProcess::Impl {
   SandboxKind kind = SandboxKind::kProcess;
   std::string instance_id;
@@ -235,6 +241,11 @@ struct WorkerProcess::Impl {
   WorkerCgroup cgroup;                       // process, bwrap
   std::unique_ptr<RuncContainer> container;  // oci
   fs::path instance_dir;                     // bwrap: its /etc files
+  // bwrap: bwrap changes its credentials as it sets the sandbox up, which clears the parent-death
+  // signal it inherited, so a node that dies would leave it (and the worker) running. A small
+  // watchdog that reads a pipe only the node holds kills it on EOF (see StartBwrapWatchdog).
+  UniqueFd lifeline;
+  pid_t watchdog = -1;
 
   std::mutex mu;
   std::optional<ExitStatus> exit;  // GUARDED_BY(mu)
@@ -252,10 +263,39 @@ struct WorkerProcess::Impl {
     cgroup.KillAll();
   }
 
+  // bwrap: starts the watchdog (see `lifeline`).
+  Status StartBwrapWatchdog() {
+    auto pipe = MakePipe();
+    if (!pipe) return pipe.error();
+    SpawnRequest request;
+    request.program = "/bin/sh";
+    request.argv = {"sh", "-c", kBwrapWatchdogScript, "edgeflow-bwrap-watchdog",
+                    std::to_string(pid)};
+    request.env = {"PATH=/usr/bin:/bin"};
+    request.stdin_fd = pipe->read.get();
+    // It must outlive the node, and not be killed with the worker's process group.
+    request.die_with_parent = false;
+    request.new_process_group = true;
+    auto spawned = SpawnProcess(request);
+    if (!spawned) {
+      return Status(spawned.error().code(),
+                    "cannot start the sandbox's watchdog: " + spawned.error().message());
+    }
+    watchdog = *spawned;
+    lifeline = std::move(pipe->write);
+    return Status::Ok();
+  }
+
   // REQUIRES: mu held. After the main process was reaped (or never started).
   void ReleaseLocked() {
     if (released) return;
     released = true;
+    if (watchdog > 0) {
+      (void)!::write(lifeline.get(), "done\n", 5);
+      lifeline.Reset();
+      ReapProcess(watchdog);
+      watchdog = -1;
+    }
     cgroup.Remove();
     if (container) container->Delete();
     if (!instance_dir.empty()) {
@@ -440,6 +480,9 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const PreparedCode& 
   impl->stdin_fd = std::move(stdin_pipe->write);
   impl->stdout_fd = std::move(stdout_pipe->read);
   impl->stderr_fd = std::move(stderr_pipe->read);
+  if (impl->kind == SandboxKind::kBwrap) {
+    if (Status watched = impl->StartBwrapWatchdog(); !watched.ok()) return fail(watched);
+  }
 
   if (impl->container) {
     if (Status started = impl->container->WaitStarted(impl->pidfd.get(), kContainerStartTimeout);

@@ -2,7 +2,9 @@
 // stdout and stderr. The object owns the process (and, for `oci`, the runc container): when it
 // goes away, or on Kill(), the whole sandbox is killed, reaped and its state removed, so a worker
 // never outlives its function or the node (the child also gets SIGKILL if the node dies:
-// PR_SET_PDEATHSIG; for `oci` a watchdog removes the container, see runtime/sandbox_runc.h).
+// PR_SET_PDEATHSIG; bwrap drops that signal as it changes credentials, so for `bwrap` a watchdog
+// kills it when the node goes; for `oci` a watchdog removes the container, see
+// runtime/sandbox_runc.h).
 //
 // Sandboxes (each sandbox_*.h says exactly what the worker sees):
 //   process  a plain child process in its own process group, cwd = the code directory, rlimits.
