@@ -186,6 +186,17 @@ InvocationOutcome FunctionWorker::Fail(InvocationOutcome::Kind kind, std::string
   return outcome;
 }
 
+InvocationOutcome FunctionWorker::RejectResult(std::string message) {
+  // A result the spec does not allow is the function's bug, not the worker's state: the worker
+  // stays, and the item is not retried (the function would answer the same).
+  log_->Append("runtime", "error", instance_id_, message);
+  InvocationOutcome outcome;
+  outcome.kind = InvocationOutcome::Kind::kProtocolError;
+  outcome.retryable = false;
+  outcome.message = std::move(message);
+  return outcome;
+}
+
 Status FunctionWorker::ServeContextRequest(const WorkerFrame& request, ContextAccess* context) {
   const std::string& type = request.type();
   auto req = request.header.find("req");
@@ -359,32 +370,16 @@ InvocationOutcome FunctionWorker::Invoke(const Invocation& invocation, ContextAc
         for (const auto& [declared_name, channel] : function_.outputs) {
           names += names.empty() ? declared_name : ", " + declared_name;
         }
-        // A wrong output name is the function's bug, not the worker's state: the worker stays.
-        outcome.kind = Kind::kProtocolError;
-        outcome.retryable = false;
-        outcome.message = "the function returned an unknown output \"" + *name +
-                          "\" (declared: " + (names.empty() ? "none" : names) + ")";
-        outcome.outputs.clear();
-        log_->Append("runtime", "error", instance_id_, outcome.message);
-        return outcome;
+        return RejectResult("the function returned an unknown output \"" + *name +
+                            "\" (declared: " + (names.empty() ? "none" : names) + ")");
       }
       if (!part->empty() && !IsValidPart(*part)) {
-        outcome.kind = Kind::kProtocolError;
-        outcome.retryable = false;
-        outcome.message = "output \"" + *name + "\": part \"" + *part +
-                          "\" is not 1..64 characters of [A-Za-z0-9_.-]";
-        outcome.outputs.clear();
-        log_->Append("runtime", "error", instance_id_, outcome.message);
-        return outcome;
+        return RejectResult("output \"" + *name + "\": part \"" + *part +
+                            "\" is not 1..64 characters of [A-Za-z0-9_.-]");
       }
       if (std::find(seen.begin(), seen.end(), std::make_pair(*name, *part)) != seen.end()) {
-        outcome.kind = Kind::kProtocolError;
-        outcome.retryable = false;
-        outcome.message = "output \"" + *name + "\" appears twice with the same part \"" + *part +
-                          "\" (give each a distinct part)";
-        outcome.outputs.clear();
-        log_->Append("runtime", "error", instance_id_, outcome.message);
-        return outcome;
+        return RejectResult("output \"" + *name + "\" appears twice with the same part \"" +
+                            *part + "\" (give each a distinct part)");
       }
       seen.emplace_back(*name, *part);
       output.name = std::move(*name);

@@ -115,6 +115,9 @@ class FunctionWorker {
   void PumpStderr();
   // The outcome for a dead or broken worker: kills it, adds its exit status and recent stderr.
   InvocationOutcome Fail(InvocationOutcome::Kind kind, std::string message, bool retryable);
+  // The outcome for a well-formed result that breaks the function's spec (unknown output, bad
+  // or repeated part): logged, not retried; the worker stays usable.
+  InvocationOutcome RejectResult(std::string message);
   Status ServeContextRequest(const struct WorkerFrame& request, ContextAccess* context);
   std::string RecentStderr() const;
 

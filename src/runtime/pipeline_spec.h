@@ -20,6 +20,19 @@ enum class SandboxKind {
   kOci,      // runc with an OCI bundle, cgroup limits
 };
 
+// "process", "bwrap" or "oci", as specs spell them.
+constexpr const char* SandboxKindName(SandboxKind kind) {
+  switch (kind) {
+    case SandboxKind::kProcess:
+      return "process";
+    case SandboxKind::kBwrap:
+      return "bwrap";
+    case SandboxKind::kOci:
+      return "oci";
+  }
+  return "unknown";
+}
+
 struct FunctionLimits {
   uint64_t memory_bytes = 256ull << 20;
   double cpus = 1.0;  // CPU time share (1.0 = one core)

@@ -42,17 +42,6 @@ constexpr milliseconds kContainerStartTimeout{15'000};
 constexpr milliseconds kRuncExitGrace{2'000};
 constexpr rlim_t kMaxOpenFiles = 1024;
 
-const char* SandboxName(SandboxKind kind) {
-  switch (kind) {
-    case SandboxKind::kProcess:
-      return "process";
-    case SandboxKind::kBwrap:
-      return "bwrap";
-    case SandboxKind::kOci:
-      return "oci";
-  }
-  return "unknown";
-}
 
 Status InFunction(const FunctionSpec& function, const Status& status) {
   return Status(status.code(), "function '" + function.name + "': " + status.message());
@@ -181,9 +170,10 @@ Result<PreparedCode> PrepareCode(const FunctionSpec& function, const fs::path& s
 
   if (function.code_dir.empty()) {
     return Error(InFunction(
-        function, Status::InvalidArgument(std::string("sandbox ") + SandboxName(function.sandbox) +
-                                          " runs a code directory: give code:, not image: "
-                                          "(images need sandbox: oci)")));
+        function,
+        Status::InvalidArgument(std::string("sandbox ") + SandboxKindName(function.sandbox) +
+                                " runs a code directory: give code:, not image: "
+                                "(images need sandbox: oci)")));
   }
   if (function.sandbox == SandboxKind::kBwrap) {
     if (auto bwrap = FindTool("bwrap", "bubblewrap"); !bwrap) {
@@ -492,7 +482,7 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(const PreparedCode& 
   }
   log::Debug("worker started", {{"function", function.name},
                                 {"instance", options.instance_id},
-                                {"sandbox", SandboxName(code.sandbox)},
+                                {"sandbox", SandboxKindName(code.sandbox)},
                                 {"pid", static_cast<int>(*pid)}});
   return std::unique_ptr<WorkerProcess>(new WorkerProcess(std::move(impl)));
 }

@@ -239,17 +239,6 @@ const Result<fs::path>& TestImage() {
   return *layout;
 }
 
-const char* KindName(SandboxKind kind) {
-  switch (kind) {
-    case SandboxKind::kProcess:
-      return "process";
-    case SandboxKind::kBwrap:
-      return "bwrap";
-    case SandboxKind::kOci:
-      return "oci";
-  }
-  return "unknown";
-}
 
 std::string NextInstanceId() {
   static int counter = 0;
@@ -596,10 +585,10 @@ TEST_P(WorkerProcessIsolationTest, NoNetworkUnlessAsked) {
 INSTANTIATE_TEST_SUITE_P(WorkerProcess, WorkerProcessSandboxTest,
                          ::testing::Values(SandboxKind::kProcess, SandboxKind::kBwrap,
                                            SandboxKind::kOci),
-                         [](const auto& p) { return std::string(KindName(p.param)); });
+                         [](const auto& p) { return std::string(SandboxKindName(p.param)); });
 INSTANTIATE_TEST_SUITE_P(WorkerProcess, WorkerProcessIsolationTest,
                          ::testing::Values(SandboxKind::kBwrap, SandboxKind::kOci),
-                         [](const auto& p) { return std::string(KindName(p.param)); });
+                         [](const auto& p) { return std::string(SandboxKindName(p.param)); });
 
 // ---- preparing code, checks, and the pieces ----
 
