@@ -481,7 +481,6 @@ void FunctionRunner::SlotLoop(Slot* slot) {
     }
     ReadyItem next = std::move(ready_.front());
     ready_.pop_front();
-    slot->busy = true;
     ++busy_slots_;
     lock.unlock();
 
@@ -509,7 +508,6 @@ void FunctionRunner::SlotLoop(Slot* slot) {
           HandleFailure(std::move(next.item), outcome, next.ready_at);
         }
         lock.lock();
-        slot->busy = false;
         --busy_slots_;
         work_cv_.notify_all();
         continue;
@@ -531,7 +529,6 @@ void FunctionRunner::SlotLoop(Slot* slot) {
       worker.reset();  // killed and reaped; the next item starts a new one
     }
     lock.lock();
-    slot->busy = false;
     --busy_slots_;
     work_cv_.notify_all();  // Stop() may be waiting for in-flight invocations
   }
@@ -713,19 +710,23 @@ void FunctionRunner::EndOutstanding() {
   if (--outstanding_ == 0) work_cv_.notify_all();
 }
 
-void FunctionRunner::FinishAsync(PendingItem item) {
-  // The outcome record and the pending record's removal go in the store's next group commit;
-  // nobody waits for them (a crash before that commit runs the item again: at least once).
-  struct Commit {
-    PendingItem item;
-    std::string pending_key, outcome_key, value;
-    kv::WriteOp ops[2];
-  };
-  auto commit = std::make_shared<Commit>();
-  commit->pending_key = PendingKey(pipeline_, spec_.name, item.item_id);
-  commit->outcome_key = OutcomeKey(pipeline_, spec_.name, item.item_id);
-  commit->value = nlohmann::json{{"state", "done"}, {"at_ms", NowMillis()}, {"error", ""}}.dump();
-  commit->item = std::move(item);
+// An item's final writes: its pending record goes, its outcome stays for the dedupe window (and
+// without a dedupe window there is no outcome to keep). Owns the bytes its operations point to.
+struct FunctionRunner::OutcomeCommit {
+  std::string item_id, pending_key, outcome_key, value;
+  kv::WriteOp ops[2];
+  size_t count = 2;
+  std::span<const kv::WriteOp> operations() const { return {ops, count}; }
+};
+
+std::unique_ptr<FunctionRunner::OutcomeCommit> FunctionRunner::MakeOutcomeCommit(
+    const std::string& item_id, std::string_view state, std::string_view error) const {
+  auto commit = std::make_unique<OutcomeCommit>();
+  commit->item_id = item_id;
+  commit->pending_key = PendingKey(pipeline_, spec_.name, item_id);
+  commit->outcome_key = OutcomeKey(pipeline_, spec_.name, item_id);
+  commit->value = nlohmann::json{{"state", state}, {"at_ms", NowMillis()}, {"error", error}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
   commit->ops[0].kind = kv::WriteOp::Kind::kDelete;
   commit->ops[0].ns = kv::kNodeStateNamespace;
   commit->ops[0].key = commit->pending_key;
@@ -734,20 +735,29 @@ void FunctionRunner::FinishAsync(PendingItem item) {
   commit->ops[1].key = commit->outcome_key;
   commit->ops[1].value = commit->value;
   commit->ops[1].put.ttl_ms = spec_.dedupe_window.count();
+  commit->count = spec_.dedupe_window.count() > 0 ? 2 : 1;
+  return commit;
+}
+
+void FunctionRunner::Finished(const std::string& item_id, const Status& recorded) {
+  if (!recorded.ok()) {
+    log_.Append("runtime", "error", "",
+                "cannot record the outcome of item " + item_id + ": " + recorded.message() +
+                    " (it may run again after a restart)");
+  }
+  if (spec_.inputs.size() > 1) {
+    std::lock_guard lock(mu_);
+    active_.erase(item_id);
+  }
+}
+
+void FunctionRunner::FinishAsync(PendingItem item) {
+  // In the store's next group commit; nobody waits for it (a crash before that commit runs the
+  // item again: at least once).
+  std::shared_ptr<OutcomeCommit> commit = MakeOutcomeCommit(item.item_id, "done", "");
   BeginOutstanding();
-  const size_t count = spec_.dedupe_window.count() > 0 ? 2 : 1;
-  options_.store->ApplyAsync(std::span<const kv::WriteOp>(commit->ops, count),
-                             [this, commit](auto applied) {
-    const Status status = FirstFailure(applied);
-    if (!status.ok()) {
-      log_.Append("runtime", "error", "",
-                  "cannot record the outcome of item " + commit->item.item_id + ": " +
-                      status.message() + " (it may run again after a restart)");
-    }
-    if (spec_.inputs.size() > 1) {
-      std::lock_guard lock(mu_);
-      active_.erase(commit->item.item_id);
-    }
+  options_.store->ApplyAsync(commit->operations(), [this, commit](auto applied) {
+    Finished(commit->item_id, FirstFailure(applied));
     EndOutstanding();
   });
 }
@@ -832,32 +842,8 @@ void FunctionRunner::DeadLetter(const PendingItem& item, std::string_view kind,
 
 void FunctionRunner::Finish(const PendingItem& item, std::string_view state,
                             std::string_view error) {
-  const std::string pending_key = PendingKey(pipeline_, spec_.name, item.item_id);
-  const std::string outcome_key = OutcomeKey(pipeline_, spec_.name, item.item_id);
-  const nlohmann::json outcome = {{"state", state}, {"at_ms", NowMillis()}, {"error", error}};
-  const std::string value = outcome.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  kv::WriteOp ops[2];
-  ops[0].kind = kv::WriteOp::Kind::kDelete;
-  ops[0].ns = kv::kNodeStateNamespace;
-  ops[0].key = pending_key;
-  ops[1].kind = kv::WriteOp::Kind::kPut;
-  ops[1].ns = kv::kNodeStateNamespace;
-  ops[1].key = outcome_key;
-  ops[1].value = value;
-  ops[1].put.ttl_ms = spec_.dedupe_window.count();
-  // Without a dedupe window there is no outcome to keep.
-  const size_t count = spec_.dedupe_window.count() > 0 ? 2 : 1;
-  const Status status =
-      FirstFailure(options_.store->Apply(std::span<const kv::WriteOp>(ops, count)));
-  if (!status.ok()) {
-    log_.Append("runtime", "error", "",
-                "cannot record the outcome of item " + item.item_id + ": " + status.message() +
-                    " (it may run again after a restart)");
-  }
-  if (spec_.inputs.size() > 1) {
-    std::lock_guard lock(mu_);
-    active_.erase(item.item_id);
-  }
+  const auto commit = MakeOutcomeCommit(item.item_id, state, error);
+  Finished(item.item_id, FirstFailure(options_.store->Apply(commit->operations())));
 }
 
 FunctionStats FunctionRunner::Stats() const {

@@ -116,7 +116,6 @@ class FunctionRunner {
  private:
   struct Slot {
     std::thread thread;
-    bool busy = false;
     bool exited = false;
     bool retiring = false;  // leaving after an idle spell; no longer counts as a worker
     FunctionWorker* worker = nullptr;  // GUARDED_BY(mu_) for Abort at Stop
@@ -135,6 +134,12 @@ class FunctionRunner {
   void PublishOutputs(PendingItem item, std::vector<InvocationOutput> outputs,
                       int64_t invoked_at_ms, std::chrono::steady_clock::time_point ready_at);
   void FinishAsync(PendingItem item);
+  struct OutcomeCommit;
+  std::unique_ptr<OutcomeCommit> MakeOutcomeCommit(const std::string& item_id,
+                                                   std::string_view state,
+                                                   std::string_view error) const;
+  // After an item's outcome was committed (or failed to be): logs a failure, ends a join.
+  void Finished(const std::string& item_id, const Status& recorded);
   // Callbacks of asynchronous announcements and commits still to come (Stop waits for them).
   void BeginOutstanding();
   void EndOutstanding();

@@ -100,8 +100,7 @@ FunctionWorker::FunctionWorker(std::unique_ptr<WorkerProcess> process,
     : process_(std::move(process)),
       function_(function),
       instance_id_(std::move(instance_id)),
-      log_(log),
-      started_at_ms_(SystemClock::Default()->NowMillis()) {
+      log_(log) {
   stderr_thread_ = std::thread([this] { PumpStderr(); });
 }
 
@@ -250,7 +249,6 @@ InvocationOutcome FunctionWorker::Invoke(const Invocation& invocation, ContextAc
   const auto begin = std::chrono::steady_clock::now();
   const auto deadline = begin + invocation.timeout;
   const uint64_t id = next_invocation_id_++;
-  ++invocations_;
 
   WorkerFrame invoke;
   invoke.header["type"] = "invoke";

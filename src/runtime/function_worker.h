@@ -99,8 +99,6 @@ class FunctionWorker {
   bool CheckAlive();
   const std::string& instance_id() const { return instance_id_; }
   pid_t pid() const { return process_->pid(); }
-  int64_t started_at_ms() const { return started_at_ms_; }
-  uint64_t invocations() const { return invocations_; }
 
   // Kills the worker now, from any thread (the node is stopping): an Invoke() in progress
   // returns kWorkerDied.
@@ -125,12 +123,10 @@ class FunctionWorker {
   const FunctionSpec& function_;
   const std::string instance_id_;
   FunctionLog* const log_;
-  const int64_t started_at_ms_;
   std::thread stderr_thread_;
   std::atomic<bool> stopping_{false};
   bool usable_ = true;
   uint64_t next_invocation_id_ = 1;
-  uint64_t invocations_ = 0;
   mutable std::mutex stderr_mu_;
   std::vector<std::string> stderr_tail_;  // GUARDED_BY(stderr_mu_): the last few lines
 };

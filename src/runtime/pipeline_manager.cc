@@ -402,15 +402,4 @@ Result<FunctionLog::Page> PipelineManager::ReadLog(std::string_view pipeline,
                                 std::string(function) + "\""));
 }
 
-std::vector<std::string> PipelineManager::FindFunction(std::string_view function) const {
-  std::shared_lock lock(mu_);
-  std::vector<std::string> out;
-  for (const auto& [name, deployed] : pipelines_) {
-    for (const auto& runner : deployed->runners) {
-      if (runner->spec().name == function) out.push_back(name + "/" + runner->spec().name);
-    }
-  }
-  return out;
-}
-
 }  // namespace edgeflow::runtime

@@ -88,8 +88,6 @@ class PipelineManager {
   // NotFound for an unknown pipeline or function.
   Result<FunctionLog::Page> ReadLog(std::string_view pipeline, std::string_view function,
                                     std::optional<uint64_t> from_seq, size_t limit) const;
-  // All functions named `function`, as "pipeline/function" (to resolve a bare function name).
-  std::vector<std::string> FindFunction(std::string_view function) const;
 
   bool trigger_connected() const { return trigger_ && trigger_->connected(); }
 

@@ -46,28 +46,11 @@ const std::regex kVersionPattern("[0-9a-f]{16}-[0-9a-f]{16}");
 
 std::string Topic(std::string_view channel) { return "ef/default/ch/" + std::string(channel); }
 
-int64_t NowMillis() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string RandomBytes(size_t size, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::string out(size, '\0');
   for (size_t i = 0; i < size; ++i) out[i] = static_cast<char>(rng());
   return out;
-}
-
-// Polls `probe` every 20 ms until it holds or `timeout` passed; returns whether it held.
-template <typename Probe>
-bool PollUntil(Probe probe, milliseconds timeout) {
-  const auto deadline = SteadyClock::now() + timeout;
-  for (;;) {
-    if (probe()) return true;
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
 }
 
 std::string ErrorField(const HttpResponse& response, const char* field) {

@@ -75,23 +75,6 @@ fs::path RepoRoot() {
   return dir;
 }
 
-int64_t NowMillis() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Polls `probe` every 20 ms until it holds or `timeout` passed; returns whether it held.
-template <typename Probe>
-bool PollUntil(Probe probe, milliseconds timeout) {
-  const auto deadline = SteadyClock::now() + timeout;
-  for (;;) {
-    if (probe()) return true;
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-}
-
 // `text` with every "$NAME" of `values` replaced by its value (longer names first, so that "$P"
 // does not eat the start of "$PORT").
 std::string Subst(std::string text, const std::map<std::string, std::string>& values) {

@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/daemon_process.h"
@@ -33,6 +36,24 @@ class DaemonTest : public ::testing::Test {
 
   TempDir temp_;
 };
+
+// Unix milliseconds now (to compare with the node's timestamps).
+inline int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Polls `probe` every 20 ms until it holds or `timeout` passed; returns whether it held.
+template <typename Probe>
+bool PollUntil(Probe probe, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (probe()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
 
 // Whether `text` contains `part`; the failure message shows both (texts cut to 2000 bytes).
 ::testing::AssertionResult Contains(const std::string& text, std::string_view part);
