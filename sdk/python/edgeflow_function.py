@@ -41,6 +41,7 @@ import os
 import re
 import sys
 import threading
+import time
 import traceback
 
 __all__ = ["Input", "Output", "Context", "Error", "PermanentError", "run"]
@@ -54,7 +55,9 @@ _MAX_KEY_BYTES = 512
 # Log and error messages are cut to this, so that even fully escaped they fit in a header.
 _MAX_MESSAGE_BYTES = 64 << 10
 _PART = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
-_NODE_FRAME_TYPES = ("invoke", "ctx_value", "ctx_done", "shutdown")
+# The most invocations one invoke_batch frame may carry (announced in ready).
+_MAX_BATCH = 64
+_NODE_FRAME_TYPES = ("invoke", "invoke_batch", "ctx_value", "ctx_done", "shutdown")
 _EXIT_FAILURE = 1
 _EXIT_PROTOCOL_ERROR = 2
 
@@ -411,18 +414,47 @@ class _Worker:
         self._handler = handler
 
     def serve(self):
-        self._channel.send({"type": "ready", "protocol": PROTOCOL_VERSION})
+        self._channel.send({"type": "ready", "protocol": PROTOCOL_VERSION, "batch": _MAX_BATCH})
         while True:
             frame = self._channel.guarded(self._channel.read)
             if frame is None or frame[0] == "shutdown":
                 return 0
             frame_type, header, blobs = frame
-            if frame_type != "invoke":
+            if frame_type == "invoke":
+                ctx = self._parse_invocation(header, blobs, "invoke")
+                ctx.deadline_ms = _member(header, "invoke", "deadline_ms", int)
+                self._invoke(ctx)
+            elif frame_type == "invoke_batch":
+                self._invoke_batch(header, blobs)
+            else:
                 raise ProtocolError("got a %s frame while no request was open" % frame_type)
-            self._invoke(header, blobs)
 
-    def _invoke(self, header, blobs):
-        ctx = self._parse_invoke(header, blobs)
+    def _invoke_batch(self, header, blobs):
+        entries = _member(header, "invoke_batch", "invocations", list)
+        if not 2 <= len(entries) <= _MAX_BATCH:
+            raise ProtocolError('invoke_batch frame: "invocations" must hold 2..%d invocations, '
+                                'not %d' % (_MAX_BATCH, len(entries)))
+        # The whole frame is checked before the first invocation runs: a malformed batch ends
+        # the worker without side effects.
+        batch = []  # (ctx, timeout_ms)
+        for number, entry in enumerate(entries, 1):
+            frame = "invoke_batch invocation %d" % number
+            if not isinstance(entry, dict):
+                raise ProtocolError("invoke_batch frame: invocation %d is not an object" % number)
+            ctx = self._parse_invocation(entry, blobs, frame)
+            timeout_ms = _member(entry, frame, "timeout_ms", int)
+            if timeout_ms < 0:
+                raise ProtocolError('%s frame: "timeout_ms" must not be negative' % frame)
+            batch.append((ctx, timeout_ms))
+        # An invocation starts when the one before it has its reply, and its deadline counts from
+        # then, as the node measures it. Each reply is written at once, as for an invoke: if a
+        # later invocation crashes or hangs, the node still has the replies before it and blames
+        # only that invocation.
+        for ctx, timeout_ms in batch:
+            ctx.deadline_ms = time.time_ns() // 1_000_000 + timeout_ms
+            self._invoke(ctx)
+
+    def _invoke(self, ctx):
         failure = None  # (message, retry)
         try:
             returned = self._handler(ctx.inputs, ctx)
@@ -449,29 +481,31 @@ class _Worker:
                             "message": _cut_utf8(failure[0], _MAX_MESSAGE_BYTES),
                             "retry": failure[1]})
 
-    def _parse_invoke(self, header, blobs):
-        invocation_id = _member(header, "invoke", "id", int)
-        item_id = _member(header, "invoke", "item_id", str)
-        stream = _member(header, "invoke", "stream", str)
-        attempt = _member(header, "invoke", "attempt", int)
+    def _parse_invocation(self, header, blobs, frame):
+        """The Context of an invoke frame, or of one invocation of an invoke_batch frame (named
+        ``frame`` in messages), without its deadline: the two frames give it differently."""
+        invocation_id = _member(header, frame, "id", int)
+        item_id = _member(header, frame, "item_id", str)
+        stream = _member(header, frame, "stream", str)
+        attempt = _member(header, frame, "attempt", int)
         if attempt < 1:
-            raise ProtocolError('invoke frame: "attempt" must be 1 or more')
-        trace_id = _member(header, "invoke", "trace_id", str)
-        deadline_ms = _member(header, "invoke", "deadline_ms", int)
+            raise ProtocolError('%s frame: "attempt" must be 1 or more' % frame)
+        trace_id = _member(header, frame, "trace_id", str)
+        input_frame = frame + " input"
         inputs = {}
-        for entry in _member(header, "invoke", "inputs", list):
+        for entry in _member(header, frame, "inputs", list):
             if not isinstance(entry, dict):
-                raise ProtocolError("invoke frame: an input is not an object")
-            name = _member(entry, "invoke input", "name", str)
+                raise ProtocolError("%s frame: an input is not an object" % frame)
+            name = _member(entry, input_frame, "name", str)
             if name in inputs:
-                raise ProtocolError("invoke frame: input %r appears twice" % name)
+                raise ProtocolError("%s frame: input %r appears twice" % (frame, name))
             inputs[name] = Input(
-                name, blobs[_blob_index(entry, "invoke input", blobs)],
-                content_type=_member(entry, "invoke input", "content_type", str),
-                channel=_member(entry, "invoke input", "channel", str),
-                key=_member(entry, "invoke input", "key", str))
-        return Context(self._channel, invocation_id, item_id, stream, attempt, trace_id,
-                       deadline_ms, inputs)
+                name, blobs[_blob_index(entry, input_frame, blobs)],
+                content_type=_member(entry, input_frame, "content_type", str),
+                channel=_member(entry, input_frame, "channel", str),
+                key=_member(entry, input_frame, "key", str))
+        return Context(self._channel, invocation_id, item_id, stream, attempt, trace_id, None,
+                       inputs)
 
 
 def _flush_user_output():

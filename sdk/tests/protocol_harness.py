@@ -12,6 +12,8 @@ As a library (the SDK tests use it)::
     with Worker(["python3", "myfn.py"]) as worker:
         outcome = worker.invoke({"in": b"hello"})
         assert outcome.ok and outcome.output("out").data == b"HELLO"
+        if worker.batch:  # the worker takes invoke_batch frames
+            outcomes = worker.invoke_batch([{"inputs": {"in": b"a"}}, {"inputs": {"in": b"b"}}])
         assert worker.shutdown() == 0
 
 From the command line::
@@ -36,6 +38,7 @@ import time
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 1 << 20
+MAX_BATCH = 1024
 MAX_CONTEXT_KEY_BYTES = 512
 DEFAULT_MAX_PAYLOAD = 64 << 20
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -81,7 +84,8 @@ class OutputItem:
 class Outcome:
     """How one invocation ended: a result (``ok``) or an error, with what happened on the way."""
 
-    def __init__(self):
+    def __init__(self, invocation_id=None):
+        self.invocation_id = invocation_id
         self.ok = False
         self.outputs = []          # [OutputItem], in the worker's order
         self.message = None        # error message (error frame, or the node's refusal)
@@ -134,6 +138,8 @@ class Worker:
     served and refuses it with the message it returns (None: serve it).
     ``declared_outputs`` (names), if set, is checked like the node checks the function's spec.
     ``stderr_echo(line)``, if set, gets each stderr line as it arrives (the CLI prints them).
+    ``batch`` is what the worker announced in ``ready``: the most invocations it takes in one
+    ``invoke_batch`` frame, or None if it takes none.
     """
 
     def __init__(self, argv, env=None, cwd=None, max_payload=DEFAULT_MAX_PAYLOAD,
@@ -149,6 +155,7 @@ class Worker:
         self.ctx_error = ctx_error
         self.stderr_echo = stderr_echo
         self.process = None
+        self.batch = None
         self._frames = queue.Queue()
         self._stderr_lines = []
         self._stderr_lock = threading.Lock()
@@ -171,6 +178,11 @@ class Worker:
             self._violation('the first frame must be "ready", not "%s"' % frame_type)
         if header.get("protocol") != PROTOCOL_VERSION or not _is_int(header.get("protocol")):
             self._violation('"ready" must say "protocol": 1, not %r' % header.get("protocol"))
+        batch = header.get("batch")
+        if batch is not None and (not _is_int(batch) or not 1 <= batch <= MAX_BATCH):
+            self._violation('"ready": "batch" must be an integer 1..%d, not %r'
+                            % (MAX_BATCH, batch))
+        self.batch = batch
         return self
 
     def __enter__(self):
@@ -350,38 +362,66 @@ class Worker:
 
     # -- invocations -----------------------------------------------------------------------------
 
-    def begin_invoke(self, inputs, item_id=None, stream="", attempt=1, trace_id=None,
-                     deadline_ms=None, timeout=30.0):
-        """Sends an ``invoke`` frame and returns its id. ``inputs``: a dict name -> bytes | str |
-        InputItem, or a list of InputItem."""
+    def _invocation(self, inputs, first_blob, item_id=None, stream="", attempt=1, trace_id=None):
+        """The members that ``invoke`` and an entry of ``invoke_batch`` share, with a new id, and
+        the data of its inputs, which become the frame's blobs from index ``first_blob`` on."""
         if isinstance(inputs, dict):
             inputs = [value if isinstance(value, InputItem) else InputItem(name, value)
                       for name, value in inputs.items()]
         invocation_id = self._next_id
         self._next_id += 1
         item_id = item_id if item_id is not None else "item-%d" % invocation_id
-        header = {
-            "type": "invoke",
+        members = {
             "id": invocation_id,
             "item_id": item_id,
             "stream": stream,
             "attempt": attempt,
             "trace_id": trace_id if trace_id is not None else secrets.token_hex(16),
-            "deadline_ms": deadline_ms if deadline_ms is not None
-            else int(time.time() * 1000 + timeout * 1000),
-            "inputs": [{"name": item.name, "blob": index, "content_type": item.content_type,
-                        "channel": item.channel, "key": item.key or item_id}
+            "inputs": [{"name": item.name, "blob": first_blob + index,
+                        "content_type": item.content_type, "channel": item.channel,
+                        "key": item.key or item_id}
                        for index, item in enumerate(inputs)],
         }
-        self.send_frame(header, [item.data for item in inputs])
-        return invocation_id
+        return members, [item.data for item in inputs]
+
+    def begin_invoke(self, inputs, item_id=None, stream="", attempt=1, trace_id=None,
+                     deadline_ms=None, timeout=30.0):
+        """Sends an ``invoke`` frame and returns its id. ``inputs``: a dict name -> bytes | str |
+        InputItem, or a list of InputItem."""
+        header, data = self._invocation(inputs, 0, item_id=item_id, stream=stream,
+                                        attempt=attempt, trace_id=trace_id)
+        header["type"] = "invoke"
+        header["deadline_ms"] = (deadline_ms if deadline_ms is not None
+                                 else int(time.time() * 1000 + timeout * 1000))
+        self.send_frame(header, data)
+        return header["id"]
+
+    def begin_invoke_batch(self, invocations, timeout=30.0):
+        """Sends an ``invoke_batch`` frame and returns the ids of its invocations, in order. Each
+        invocation is a dict with ``inputs`` (as for begin_invoke) and, optionally, ``item_id``,
+        ``stream``, ``attempt``, ``trace_id`` and ``timeout_ms`` (default: ``timeout``). Like the
+        node, it sends a batch only to a worker that takes one that large (ValueError)."""
+        if self.batch is None or not 2 <= len(invocations) <= self.batch:
+            raise ValueError("a batch of %d invocations for a worker that announced batch %r "
+                             "(the node sends 2..batch)" % (len(invocations), self.batch))
+        entries, data = [], []
+        for invocation in invocations:
+            members = dict(invocation)
+            timeout_ms = members.pop("timeout_ms", int(timeout * 1000))
+            entry, entry_data = self._invocation(first_blob=len(data), **members)
+            entry["timeout_ms"] = timeout_ms
+            entries.append(entry)
+            data.extend(entry_data)
+        self.send_frame({"type": "invoke_batch", "invocations": entries,
+                         "max_payload_bytes": self.max_payload}, data)
+        return [entry["id"] for entry in entries]
 
     def finish_invoke(self, invocation_id, timeout=30.0, ctx_error=None):
         """Serves the worker's ctx_* requests and collects its log frames until it ends the
         invocation; returns the Outcome."""
         ctx_error = ctx_error or self.ctx_error
         deadline = time.monotonic() + timeout
-        outcome = Outcome()
+        outcome = Outcome(invocation_id)
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             frame_type, header, blobs = self.read_frame(remaining, "the end of invocation %d"
@@ -408,6 +448,13 @@ class Worker:
         """One whole invocation (see begin_invoke for ``inputs`` and the members)."""
         invocation_id = self.begin_invoke(inputs, timeout=timeout, **invoke_members)
         return self.finish_invoke(invocation_id, timeout=timeout, ctx_error=ctx_error)
+
+    def invoke_batch(self, invocations, timeout=30.0, ctx_error=None):
+        """One whole batch (see begin_invoke_batch): the Outcome of each invocation, in order.
+        The worker must end them in order; ``timeout`` applies to each."""
+        ids = self.begin_invoke_batch(invocations, timeout=timeout)
+        return [self.finish_invoke(invocation_id, timeout=timeout, ctx_error=ctx_error)
+                for invocation_id in ids]
 
     def _serve_context(self, frame_type, header, blobs, outcome, ctx_error):
         req, key = header.get("req"), header.get("key")

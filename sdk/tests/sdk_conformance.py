@@ -7,9 +7,10 @@ sdk/tests/python/conformance_function.py), which picks its behaviour from the in
 
 import json
 import os
+import tempfile
 import time
 
-from protocol_harness import InputItem, Worker
+from protocol_harness import InputItem, Worker, WorkerGone
 
 SDK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,6 +40,29 @@ def invoke_with(**changes):
     return header
 
 
+def batch_entry(invocation_id, **changes):
+    """One invocation of an invoke_batch frame made by batch_frame: "upper" of blob 1."""
+    entry = {"id": invocation_id, "item_id": "i%d" % invocation_id, "stream": "", "attempt": 1,
+             "trace_id": "0" * 32, "timeout_ms": 60000,
+             "inputs": [{"name": "op", "blob": 0, "content_type": "", "channel": "c", "key": "k"},
+                        {"name": "in", "blob": 1, "content_type": "", "channel": "c", "key": "k"}]}
+    for name, value in changes.items():
+        if value is None:
+            del entry[name]
+        else:
+            entry[name] = value
+    return entry
+
+
+def batch_frame(invocations):
+    """An invoke_batch frame whose invocations all share the blobs "upper" and "abc" (None: a
+    frame without "invocations")."""
+    header = {"type": "invoke_batch", "blobs": [5, 3]}
+    if invocations is not None:
+        header["invocations"] = invocations
+    return json_frame(header, b"upperabc")
+
+
 class ConformanceTests:
     def worker_command(self):
         raise NotImplementedError
@@ -53,11 +77,18 @@ class ConformanceTests:
         self.addCleanup(worker.kill)
         return worker.start()
 
-    def run_op(self, worker, op, data=None, **invoke_members):
+    def op_inputs(self, op, data=None):
         inputs = [InputItem("op", op, content_type="text/plain")]
         if data is not None:
             inputs.append(InputItem("in", data, content_type="application/x-test"))
-        return worker.invoke(inputs, **invoke_members)
+        return inputs
+
+    def run_op(self, worker, op, data=None, **invoke_members):
+        return worker.invoke(self.op_inputs(op, data), **invoke_members)
+
+    def batch_op(self, op, data=None, **invocation_members):
+        """One invocation for Worker.invoke_batch."""
+        return dict(invocation_members, inputs=self.op_inputs(op, data))
 
     def assert_result(self, outcome):
         self.assertTrue(outcome.ok, outcome)
@@ -238,6 +269,168 @@ class ConformanceTests:
         self.assertEqual({k: worker.context[k] for k in ("t0", "t1", "t2", "t3")},
                          {k: b"24" for k in ("t0", "t1", "t2", "t3")})
         self.assertEqual(worker.shutdown(), 0)
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def test_ready_announces_batches_of_64(self):
+        worker = self.start_worker()
+        self.assertEqual(worker.batch, 64)
+        self.assertEqual(worker.shutdown(), 0)
+
+    def test_batch_results_come_in_order(self):
+        worker = self.start_worker()
+        outcomes = worker.invoke_batch([self.batch_op("echo", "hello"),
+                                        self.batch_op("upper", "edge"),
+                                        self.batch_op("upper", "flow")])
+        for outcome in outcomes:
+            self.assert_result(outcome)
+        self.assertEqual([o.invocation_id for o in outcomes], [1, 2, 3])
+        self.assertEqual([o.output("out").data for o in outcomes], [b"hello", b"EDGE", b"FLOW"])
+        self.assertEqual(outcomes[0].output("out").content_type, "application/x-test")
+        self.assertIsNone(outcomes[1].output("out").content_type)
+        largest = worker.invoke_batch([self.batch_op("upper", "item %d" % n) for n in range(64)])
+        self.assertEqual([o.invocation_id for o in largest], list(range(4, 68)))
+        self.assertEqual([self.assert_result(o).output("out").data for o in largest],
+                         [b"ITEM %d" % n for n in range(64)])
+        self.assertEqual(worker.shutdown(), 0)
+
+    def test_failed_invocation_in_a_batch_does_not_stop_the_rest(self):
+        worker = self.start_worker()
+        first, failed, third = worker.invoke_batch([self.batch_op("upper", "a"),
+                                                    self.batch_op("raise", "bad"),
+                                                    self.batch_op("upper", "c")])
+        self.assertEqual(self.assert_result(first).output("out").data, b"A")
+        self.assertFalse(failed.ok)
+        self.assertEqual(failed.invocation_id, 2)
+        self.assertIs(failed.retry, True)
+        self.assertIn("boom: bad", failed.message)
+        self.assertEqual(self.assert_result(third).output("out").data, b"C")
+        self.assertEqual(worker.shutdown(), 0)
+
+    def test_context_requests_in_a_batch(self):
+        worker = self.start_worker()
+        outcomes = worker.invoke_batch([self.batch_op("counter", "x") for _ in range(5)])
+        for n, outcome in enumerate(outcomes, 1):
+            self.assertEqual(self.assert_result(outcome).output("out").data, str(n).encode())
+            self.assertEqual(outcome.logs, [("info", "seen %d" % n)])
+            self.assertEqual(outcome.ctx_requests, [("ctx_get", "count"), ("ctx_put", "count")])
+        self.assertEqual(worker.context["count"], b"5")
+        self.assertEqual(worker.shutdown(), 0)
+
+    def test_invocation_metadata_in_a_batch(self):
+        worker = self.start_worker()
+        entries = [
+            {"inputs": [InputItem("op", "meta", content_type="text/plain", channel="ops", key="k1"),
+                        InputItem("in", b"abc" * n, content_type="image/x", channel="cams/front",
+                                  key="k2")],
+             "item_id": "item-%d" % n, "stream": "cam-%d" % n, "attempt": n,
+             "trace_id": ("%02x" % n) * 16, "timeout_ms": 1000 * n}
+            for n in (1, 2, 3)]
+        entries.insert(2, self.batch_op("sleep", "50"))
+        slack_ms = 5
+        began_ms = time.time() * 1000
+        outcomes = worker.invoke_batch(entries)
+        ended_ms = time.time() * 1000
+        del outcomes[2]
+        metas = [json.loads(self.assert_result(o).output("out").data) for o in outcomes]
+        for n, meta in enumerate(metas, 1):
+            with self.subTest(invocation=n):
+                self.assertEqual(meta["item_id"], "item-%d" % n)
+                self.assertEqual(meta["stream"], "cam-%d" % n)
+                self.assertEqual(meta["attempt"], n)
+                self.assertEqual(meta["trace_id"], ("%02x" % n) * 16)
+                self.assertEqual(meta["inputs"], [
+                    {"name": "op", "content_type": "text/plain", "channel": "ops", "key": "k1",
+                     "size": 4},
+                    {"name": "in", "content_type": "image/x", "channel": "cams/front",
+                     "key": "k2", "size": 3 * n}])
+                self.assertGreaterEqual(meta["deadline_ms"], began_ms + 1000 * n - slack_ms)
+                self.assertLessEqual(meta["deadline_ms"], ended_ms + 1000 * n)
+        self.assertEqual([meta["invocation_id"] for meta in metas], [1, 2, 4])
+        # Each deadline counts from its own invocation's start, not from the batch's arrival.
+        self.assertGreaterEqual((metas[2]["deadline_ms"] - 3000) - (metas[1]["deadline_ms"] - 2000),
+                                50 - 1)
+        self.assertEqual(worker.shutdown(), 0)
+
+    def test_reply_in_a_batch_goes_out_while_the_next_invocation_runs(self):
+        worker = self.start_worker()
+        with tempfile.TemporaryDirectory() as directory:
+            go = os.path.join(directory, "go")
+            quick, waiting = worker.begin_invoke_batch([self.batch_op("echo", "hello"),
+                                                        self.batch_op("wait_for_file", go)])
+            # The next invocation waits for the harness, which waits for this result.
+            echoed = self.assert_result(worker.finish_invoke(quick, timeout=5))
+            self.assertEqual(echoed.output("out").data, b"hello")
+            open(go, "w").close()
+            found = self.assert_result(worker.finish_invoke(waiting, timeout=15))
+        self.assertEqual(found.output("out").data, b"found")
+        self.assertEqual(worker.shutdown(), 0)
+
+    def test_replies_before_a_crash_in_a_batch_reach_the_node(self):
+        worker = self.start_worker()
+        first, crashing, _ = worker.begin_invoke_batch([self.batch_op("echo", "hello"),
+                                                        self.batch_op("crash"),
+                                                        self.batch_op("echo", "never run")])
+        # The first reply was written before the second invocation ended the process, so the
+        # node would charge the crash to the second invocation alone.
+        echoed = self.assert_result(worker.finish_invoke(first, timeout=10))
+        self.assertEqual(echoed.invocation_id, first)
+        self.assertEqual(echoed.output("out").data, b"hello")
+        self.assertEqual(echoed.output("out").content_type, "application/x-test")
+        with self.assertRaises(WorkerGone):
+            worker.finish_invoke(crashing, timeout=10)
+        self.assertEqual(worker.wait(), 3)
+
+    def test_single_invocations_around_a_batch(self):
+        worker = self.start_worker()
+        self.assertEqual(self.assert_result(self.run_op(worker, "upper", "before"))
+                         .output("out").data, b"BEFORE")
+        outcomes = worker.invoke_batch([self.batch_op("upper", "a"), self.batch_op("log", "b")])
+        self.assertEqual(self.assert_result(outcomes[0]).output("out").data, b"A")
+        self.assertEqual(len(self.assert_result(outcomes[1]).logs), 5)
+        after = self.assert_result(self.run_op(worker, "upper", "after"))
+        self.assertEqual(after.invocation_id, 4)
+        self.assertEqual(after.output("out").data, b"AFTER")
+        self.assertEqual(self.assert_result(self.run_op(worker, "counter", "x"))
+                         .output("out").data, b"1")
+        worker.close_stdin()
+        self.assertEqual(worker.wait(), 0)
+
+    def test_batch_frame_shares_its_blobs_among_invocations(self):
+        worker = self.start_worker()
+        worker.send_raw(batch_frame([batch_entry(1), batch_entry(2), batch_entry(3)]))
+        for invocation_id in (1, 2, 3):
+            frame_type, result, blobs = worker.read_frame(10)
+            self.assertEqual((frame_type, result["id"], blobs), ("result", invocation_id, [b"ABC"]))
+        self.assertEqual(worker.shutdown(), 0)
+
+    MALFORMED_BATCHES = {
+        "no invocations": batch_frame(None),
+        "invocations not an array": batch_frame({"1": batch_entry(1)}),
+        "one invocation": batch_frame([batch_entry(1)]),
+        "65 invocations": batch_frame([batch_entry(n) for n in range(1, 66)]),
+        "an invocation that is not an object": batch_frame([batch_entry(1), [2]]),
+        "an invocation without id": batch_frame([batch_entry(1), batch_entry(2, id=None)]),
+        "an invocation with a string attempt": batch_frame([batch_entry(1),
+                                                            batch_entry(2, attempt="1")]),
+        "an invocation with deadline_ms instead of timeout_ms": batch_frame(
+            [batch_entry(1), batch_entry(2, timeout_ms=None, deadline_ms=0)]),
+        "a negative timeout_ms": batch_frame([batch_entry(1), batch_entry(2, timeout_ms=-1)]),
+        "a blob index out of range": batch_frame([batch_entry(1), batch_entry(2, inputs=[
+            {"name": "op", "blob": 2, "content_type": "", "channel": "c", "key": "k"}])]),
+        "a duplicate input name": batch_frame([batch_entry(1), batch_entry(2, inputs=[
+            {"name": "op", "blob": 0, "content_type": "", "channel": "c", "key": "k"},
+            {"name": "op", "blob": 0, "content_type": "", "channel": "c", "key": "k"}])]),
+    }
+
+    def test_malformed_batches_end_the_worker_before_any_invocation(self):
+        for name, data in self.MALFORMED_BATCHES.items():
+            with self.subTest(batch=name):
+                worker = self.start_worker()
+                worker.send_raw(data)
+                # wait() also fails if the worker wrote a reply for the well-formed invocation.
+                self.assertEqual(worker.wait(), 2, worker.stderr)
+                self.assertIn("edgeflow function: protocol error: ", worker.stderr)
 
     # -- failures --------------------------------------------------------------------------------
 

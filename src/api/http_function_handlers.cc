@@ -33,6 +33,7 @@ nlohmann::json FunctionJson(const runtime::FunctionStats& s) {
       {"rejected", s.rejected},
       {"worker_starts", s.worker_starts},
       {"worker_failures", s.worker_failures},
+      {"batched", s.batched},
       {"latency_p50_ms", static_cast<double>(s.latency_p50_us) / 1000.0},
       {"latency_p99_ms", static_cast<double>(s.latency_p99_us) / 1000.0},
       {"exec_p50_ms", static_cast<double>(s.exec_p50_us) / 1000.0},

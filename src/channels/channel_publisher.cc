@@ -10,7 +10,7 @@ ChannelPublisher::ChannelPublisher(ChannelsConfig config, kv::Store* store, Mqtt
                                    const Clock* clock)
     : config_(std::move(config)), store_(store), mqtt_(mqtt), clock_(clock) {}
 
-Result<ChannelPublisher::Prepared> ChannelPublisher::Prepare(const PublishRequest& request) {
+Result<ChannelPublisher::Prepared> ChannelPublisher::Plan(const PublishRequest& request) {
   if (Status s = ValidateChannelName(request.channel); !s.ok()) return Error(std::move(s));
   const int64_t now = clock_->NowMillis();
   Prepared prepared;
@@ -69,21 +69,32 @@ Result<ChannelPublisher::Prepared> ChannelPublisher::Prepare(const PublishReques
       break;
   }
 
-  // 1. The data, durably in EKV.
-  kv::PutOptions put;
-  put.content_type = request.content_type;
-  if (ttl_ms > 0) put.ttl_ms = ttl_ms;
-  auto written = store_->Put(result.ref.ns, result.ref.key, request.data, put);
-  if (!written) return Error(std::move(written.error()));
-  result.ref.version = written->version.ToString();
-  result.seq = written->seq;
+  prepared.envelope = std::move(envelope);
+  prepared.put.content_type = request.content_type;
+  if (ttl_ms > 0) prepared.put.ttl_ms = ttl_ms;
+  return prepared;
+}
 
-  // 2. The announcement.
-  envelope.ref->version = result.ref.version;
-  envelope.inline_data = result.inline_data;
-  message.user_properties.clear();
-  WriteEnvelope(envelope, &message);
-  if (result.inline_data) message.payload.assign(request.data);
+void ChannelPublisher::Seal(const kv::WriteResult& written, std::string_view data,
+                            Prepared* prepared) {
+  PublishResult& result = prepared->result;
+  result.ref.version = written.version.ToString();
+  result.seq = written.seq;
+  prepared->envelope.ref->version = result.ref.version;
+  prepared->envelope.inline_data = result.inline_data;
+  prepared->message.user_properties.clear();
+  WriteEnvelope(prepared->envelope, &prepared->message);
+  if (result.inline_data) prepared->message.payload.assign(data);
+}
+
+Result<ChannelPublisher::Prepared> ChannelPublisher::Prepare(const PublishRequest& request) {
+  auto prepared = Plan(request);
+  if (!prepared) return prepared;
+  // The data, durably in EKV, before its announcement.
+  auto written = store_->Put(prepared->result.ref.ns, prepared->result.ref.key, request.data,
+                             prepared->put);
+  if (!written) return Error(std::move(written.error()));
+  Seal(*written, request.data, &*prepared);
   return prepared;
 }
 
@@ -106,21 +117,52 @@ Result<PublishResult> ChannelPublisher::Publish(const PublishRequest& request) {
   return std::move(prepared->result);
 }
 
-void ChannelPublisher::PublishAsync(const PublishRequest& request, PublishCallback done) {
-  auto prepared = Prepare(request);
-  if (!prepared) {
-    done(Error(std::move(prepared.error())));
-    return;
+void ChannelPublisher::PublishAllAsync(std::span<const PublishRequest> requests,
+                                       std::span<PublishCallback> done) {
+  // One commit for all the data (one WAL write, not one per item), then the announcements.
+  std::vector<std::optional<Prepared>> planned(requests.size());
+  std::vector<kv::WriteOp> puts;
+  std::vector<size_t> put_of;  // request index -> index into puts
+  puts.reserve(requests.size());
+  put_of.reserve(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto plan = Plan(requests[i]);
+    put_of.push_back(puts.size());
+    if (!plan) {
+      done[i](Error(std::move(plan.error())));
+      continue;
+    }
+    planned[i] = std::move(*plan);
+    kv::WriteOp& put = puts.emplace_back();
+    put.kind = kv::WriteOp::Kind::kPut;
+    put.ns = planned[i]->result.ref.ns;
+    put.key = planned[i]->result.ref.key;
+    put.value = requests[i].data;
+    put.put = planned[i]->put;
   }
-  PublishResult result = std::move(prepared->result);
-  mqtt_->PublishAsync(prepared->message, config_.publish_timeout,
-                      [result = std::move(result), done = std::move(done)](Status s) mutable {
-                        if (!s.ok()) {
-                          done(Error(Announced(result, std::move(s))));
-                          return;
-                        }
-                        done(std::move(result));
-                      });
+  auto applied = store_->Apply(puts);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (!planned[i]) continue;
+    if (!applied) {
+      done[i](Error(applied.error()));
+      continue;
+    }
+    Result<kv::WriteResult>& written = (*applied)[put_of[i]];
+    if (!written) {
+      done[i](Error(std::move(written.error())));
+      continue;
+    }
+    Seal(*written, requests[i].data, &*planned[i]);
+    mqtt_->PublishAsync(planned[i]->message, config_.publish_timeout,
+                        [result = std::move(planned[i]->result),
+                         done = std::move(done[i])](Status s) mutable {
+                          if (!s.ok()) {
+                            done(Error(Announced(result, std::move(s))));
+                            return;
+                          }
+                          done(std::move(result));
+                        });
+  }
 }
 
 }  // namespace edgeflow::channels

@@ -74,12 +74,13 @@ class ChannelPublisher {
 
   Result<PublishResult> Publish(const PublishRequest& request);
 
-  // Publish() without waiting for the broker: the data is stored when this returns (or `done`
-  // already ran with the error), and `done` runs once the broker acknowledged the message or
-  // the publish timeout passed, on the MQTT client's network thread (see
-  // MqttClient::PublishAsync: quick, no blocking calls). `request.data` may go once this returns.
+  // Publish() of several items without waiting for the broker: their data is stored in one
+  // commit when this returns (or `done[i]` already ran with the error), and `done[i]` runs once
+  // the broker acknowledged the announcement of `requests[i]` or the publish timeout passed, on
+  // the MQTT client's network thread (see MqttClient::PublishAsync: quick, no blocking calls).
+  // The requests' data may go once this returns.
   using PublishCallback = std::move_only_function<void(Result<PublishResult>)>;
-  void PublishAsync(const PublishRequest& request, PublishCallback done);
+  void PublishAllAsync(std::span<const PublishRequest> requests, std::span<PublishCallback> done);
 
   const ChannelsConfig& config() const { return config_; }
 
@@ -87,8 +88,14 @@ class ChannelPublisher {
   struct Prepared {
     PublishResult result;
     MqttMessage message;
+    Envelope envelope;
+    kv::PutOptions put;
   };
-  // Validates, stores the data and builds the announcement.
+  // Validates and plans: where the data goes and how it travels.
+  Result<Prepared> Plan(const PublishRequest& request);
+  // Completes the announcement once the data is stored as `written`.
+  static void Seal(const kv::WriteResult& written, std::string_view data, Prepared* prepared);
+  // Plan(), store the data, Seal().
   Result<Prepared> Prepare(const PublishRequest& request);
   // The publish outcome, with the stored item named when it failed.
   static Status Announced(const PublishResult& result, Status published);

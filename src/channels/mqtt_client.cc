@@ -340,6 +340,10 @@ void MqttClient::SweepAsyncPublishes(bool all) {
   {
     std::lock_guard lock(mu_);
     const auto now = std::chrono::steady_clock::now();
+    // Called after every turn of the network loop, which under load is once per packet: a walk
+    // over thousands of publishes in flight each time would cost more than the traffic itself.
+    if (!all && now < next_async_sweep_) return;
+    next_async_sweep_ = now + kAsyncSweepInterval;
     for (auto it = async_publishes_.begin(); it != async_publishes_.end();) {
       if (all || it->second.deadline <= now) {
         abandoned_.insert({true, it->first});  // a late ack is dropped

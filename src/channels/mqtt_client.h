@@ -174,6 +174,9 @@ class MqttClient {
     PublishCallback done;
   };
   std::map<int, AsyncPublish> async_publishes_;  // GUARDED_BY(mu_): by message id
+  // Time-outs of asynchronous publishes are looked for this often (so they fire up to this late).
+  static constexpr std::chrono::milliseconds kAsyncSweepInterval{50};
+  std::chrono::steady_clock::time_point next_async_sweep_;  // GUARDED_BY(mu_)
   size_t recent_bytes_ = 0;    // GUARDED_BY(mu_)
 };
 

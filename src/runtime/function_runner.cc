@@ -13,6 +13,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The most items one slot takes at once for a worker that takes batches: enough to pay a worker
+// round trip once for many small items, few enough that an item does not wait long behind others.
+constexpr size_t kMaxItemsPerBatch = 16;
+// Above this typical invocation time, items go to workers one at a time (see TakeBatchLocked).
+constexpr uint64_t kBatchOnlyBelowExecUs = 1000;
+
 int64_t NowMillis() { return SystemClock::Default()->NowMillis(); }
 
 uint64_t MicrosSince(Clock::time_point start) {
@@ -108,7 +114,7 @@ Status FunctionRunner::Start() {
 }
 
 Status FunctionRunner::Recover() {
-  const std::string prefix = PendingPrefix(pipeline_, spec_.name);
+  const std::string prefix = ItemPrefix(pipeline_, spec_.name);
   std::string after;
   size_t recovered = 0;
   while (true) {
@@ -118,6 +124,7 @@ Status FunctionRunner::Recover() {
       after = entry.key;
       auto item = options_.store->Get(kv::kNodeStateNamespace, entry.key);
       if (!item) continue;  // gone since the listing
+      if (DecodeItemOutcome(item->value)) continue;  // finished; kept for the dedupe window
       auto pending = DecodePendingItem(item->value);
       if (!pending) {
         log_.Append("runtime", "error", "", "dropping an unreadable pending item " + entry.key +
@@ -256,39 +263,55 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
   if (trigger.envelope.trace_id.empty()) trigger.envelope.trace_id = channels::NewTraceId();
 
   kv::Store* store = options_.store;
-  if (store->Head(kv::kNodeStateNamespace, OutcomeKey(pipeline_, spec_.name, item_id))) {
-    NoteDuplicate(item_id, "it finished within the dedupe window");
-    return;
-  }
-  const std::string pending_key = PendingKey(pipeline_, spec_.name, item_id);
+  const std::string pending_key = ItemKey(pipeline_, spec_.name, item_id);
 
   if (spec_.inputs.size() == 1) {
-    PendingItem item;
-    item.item_id = item_id;
-    item.first_arrival_ms = now;
-    item.inputs.push_back(std::move(trigger));
-    kv::PutOptions create;
-    create.condition = kv::PutCondition::kIfAbsent;
-    auto stored = store->Put(kv::kNodeStateNamespace, pending_key, EncodePendingItem(item), create);
-    if (!stored) {
-      if (stored.error().Is(ErrorCode::kFailedPrecondition) ||
-          stored.error().Is(ErrorCode::kAlreadyExists)) {
-        NoteDuplicate(item_id, "it is queued or running");
-        return;
+    // The pending record goes into the store's next group commit, with the other triggers, outputs
+    // and outcomes queued meanwhile; the item is ready once it is in. (The MQTT library has acked
+    // the message already, before this callback: the record narrows that window, it cannot close
+    // it.)
+    struct Intake {
+      PendingItem item;
+      std::string key, record;
+      kv::WriteOp op;
+    };
+    auto intake = std::make_shared<Intake>();
+    intake->item.item_id = item_id;
+    intake->item.first_arrival_ms = now;
+    intake->item.inputs.push_back(std::move(trigger));
+    intake->key = pending_key;
+    intake->record = EncodePendingItem(intake->item);
+    intake->op.kind = kv::WriteOp::Kind::kPut;
+    intake->op.ns = kv::kNodeStateNamespace;
+    intake->op.key = intake->key;
+    intake->op.value = intake->record;
+    intake->op.put.condition = kv::PutCondition::kIfAbsent;
+    BeginOutstanding();
+    store->ApplyAsync({&intake->op, 1}, [this, intake](auto applied) {
+      Status stored = !applied               ? applied.error()
+                      : (*applied)[0].has_value() ? Status::Ok()
+                                                  : (*applied)[0].error();
+      if (stored.Is(ErrorCode::kFailedPrecondition) || stored.Is(ErrorCode::kAlreadyExists)) {
+        NoteDuplicate(intake->item.item_id,
+                      "it is queued, running, or finished within the dedupe window");
+      } else if (!stored.ok()) {
+        // The store refuses writes: running the item without a durable record would make a
+        // loss silent; the broker keeps nothing either (the message was acknowledged). Say so.
+        ++rejected_;
+        const std::string error =
+            "cannot store item " + intake->item.item_id + ": " + stored.message();
+        NoteError(error);
+        log_.Append("runtime", "error", "", error);
+      } else {
+        std::lock_guard lock(mu_);
+        // When stopping, the item is pending in EKV: the next start runs it.
+        if (!stopping_) {
+          ready_.push_back({std::move(intake->item), Clock::now()});
+          WakeForReadyLocked();
+        }
       }
-      // The store refuses writes: running the item without a durable record would make a loss
-      // silent; the broker keeps nothing either (the message was acknowledged). Say so loudly.
-      ++rejected_;
-      const std::string error = "cannot store item " + item_id + ": " + stored.error().message();
-      NoteError(error);
-      log_.Append("runtime", "error", "", error);
-      return;
-    }
-    std::lock_guard lock(mu_);
-    if (stopping_) return;  // it is pending in EKV: the next start runs it
-    ready_.push_back({std::move(item), Clock::now()});
-    work_cv_.notify_one();
-    supervisor_cv_.notify_one();
+      EndOutstanding();
+    });
     return;
   }
 
@@ -297,6 +320,12 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
   if (stopping_) return;
   if (active_.contains(item_id)) {
     NoteDuplicate(item_id, "it is joined and queued or running");
+    return;
+  }
+  // An item neither joining nor active has no record, or one of an outcome: finished within the
+  // dedupe window (recovery loads every pending record into joining_ or active_).
+  if (!joining_.contains(item_id) && store->Head(kv::kNodeStateNamespace, pending_key)) {
+    NoteDuplicate(item_id, "it finished within the dedupe window");
     return;
   }
   auto [it, inserted] = joining_.try_emplace(item_id);
@@ -325,9 +354,15 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
     active_.insert(item_id);
     ready_.push_back({std::move(item), Clock::now()});
     joining_.erase(it);
-    work_cv_.notify_one();
-    supervisor_cv_.notify_one();
+    WakeForReadyLocked();
   }
+}
+
+void FunctionRunner::WakeForReadyLocked() {
+  work_cv_.notify_one();
+  // The supervisor adds a worker only when every live one is busy: no wake-up per item otherwise.
+  const size_t live = LiveSlotsLocked();
+  if (live < spec_.max_workers && ready_.size() > live - busy_slots_) supervisor_cv_.notify_one();
 }
 
 size_t FunctionRunner::LiveSlotsLocked() const {
@@ -479,14 +514,14 @@ void FunctionRunner::SlotLoop(Slot* slot) {
       }
       continue;
     }
-    ReadyItem next = std::move(ready_.front());
-    ready_.pop_front();
+    std::vector<ReadyItem> batch = TakeBatchLocked(worker ? worker->max_batch() : 1);
+    const size_t taken = batch.size();
     ++busy_slots_;
     lock.unlock();
 
-    ++in_flight_;
-    // A worker that died while idle is replaced before the item reaches it, so the item does not
-    // pay an attempt for it.
+    in_flight_ += taken;
+    // A worker that died while idle is replaced before the items reach it, so they do not pay
+    // an attempt for it.
     if (worker && !worker->CheckAlive()) ++worker_failures_;
     if (!worker || !worker->usable()) {
       if (worker) {
@@ -495,7 +530,7 @@ void FunctionRunner::SlotLoop(Slot* slot) {
       }
       worker.reset();
       if (Status s = start_worker(); !s.ok()) {
-        --in_flight_;
+        in_flight_ -= taken;
         bool stopping;
         {
           std::lock_guard guard(mu_);
@@ -505,7 +540,7 @@ void FunctionRunner::SlotLoop(Slot* slot) {
           InvocationOutcome outcome;
           outcome.kind = InvocationOutcome::Kind::kWorkerDied;
           outcome.message = s.message();
-          HandleFailure(std::move(next.item), outcome, next.ready_at);
+          for (ReadyItem& next : batch) HandleFailure(std::move(next.item), outcome, next.ready_at);
         }
         lock.lock();
         --busy_slots_;
@@ -513,8 +548,8 @@ void FunctionRunner::SlotLoop(Slot* slot) {
         continue;
       }
     }
-    Execute(std::move(next.item), &worker, next.ready_at);
-    --in_flight_;
+    ExecuteBatch(std::move(batch), &worker);
+    in_flight_ -= taken;
     if (worker->usable()) {
       // A worker that stays healthy for a while earns a fresh back-off.
       if (Clock::now() - healthy_since > std::chrono::seconds(60)) {
@@ -539,8 +574,35 @@ void FunctionRunner::SlotLoop(Slot* slot) {
   slot->exited = true;
 }
 
-void FunctionRunner::Execute(PendingItem item, std::unique_ptr<FunctionWorker>* worker,
-                             Clock::time_point ready_at) {
+std::vector<FunctionRunner::ReadyItem> FunctionRunner::TakeBatchLocked(size_t worker_batch) {
+  // Batches pay off for quick functions only: a round trip to the worker costs tens of
+  // microseconds, nothing next to a function that runs for milliseconds, whose items are better
+  // spread over workers as they free up.
+  if (typical_exec_us_.load(std::memory_order_relaxed) >= kBatchOnlyBelowExecUs) worker_batch = 1;
+  // This slot's share of what waits, as if every worker the function may have took one (so a
+  // backlog still makes the supervisor add workers); no more than the worker takes in one frame,
+  // and within one frame's blob limit; always at least one item.
+  const size_t workers = std::max<size_t>({1, LiveSlotsLocked(), spec_.max_workers});
+  const size_t share = (ready_.size() + workers - 1) / workers;
+  const size_t limit = std::max<size_t>(1, std::min({worker_batch, kMaxItemsPerBatch, share}));
+  const uint64_t max_bytes = 4 * spec_.limits.max_payload_bytes;
+  std::vector<ReadyItem> batch;
+  uint64_t bytes = 0;
+  while (!ready_.empty() && batch.size() < limit) {
+    uint64_t size = 0;
+    for (const TriggerInput& input : ready_.front().item.inputs) {
+      size += input.envelope.inline_data ? input.payload.size() : input.envelope.size;
+    }
+    if (!batch.empty() && bytes + size > max_bytes) break;
+    bytes += size;
+    batch.push_back(std::move(ready_.front()));
+    ready_.pop_front();
+  }
+  return batch;
+}
+
+std::expected<Invocation, InvocationOutcome> FunctionRunner::PrepareInvocation(
+    const PendingItem& item) const {
   InvocationOutcome failure;
   failure.kind = InvocationOutcome::Kind::kFunctionError;
   failure.retryable = false;
@@ -566,8 +628,7 @@ void FunctionRunner::Execute(PendingItem item, std::unique_ptr<FunctionWorker>* 
       failure.message = "input \"" + name + "\" is " + std::to_string(size) +
                         " bytes, over limits.max_payload_bytes (" +
                         std::to_string(spec_.limits.max_payload_bytes) + ")";
-      HandleFailure(std::move(item), failure, ready_at);
-      return;
+      return std::unexpected(std::move(failure));
     }
     if (!trigger->envelope.inline_data) {
       // Two inputs of one item stored under one key: the later put replaced the earlier data,
@@ -581,8 +642,7 @@ void FunctionRunner::Execute(PendingItem item, std::unique_ptr<FunctionWorker>* 
                             channels::RefPath(*trigger->envelope.ref) +
                             ", so one replaced the other; publish them with distinct keys or "
                             "namespaces";
-          HandleFailure(std::move(item), failure, ready_at);
-          return;
+          return std::unexpected(std::move(failure));
         }
       }
     }
@@ -599,105 +659,164 @@ void FunctionRunner::Execute(PendingItem item, std::unique_ptr<FunctionWorker>* 
                                : "cannot read " + channels::RefPath(ref) + ": " +
                                      stored.error().message());
         failure.retryable = !stored.error().Is(ErrorCode::kNotFound);
-        HandleFailure(std::move(item), failure, ready_at);
-        return;
+        return std::unexpected(std::move(failure));
       }
       input.data = std::move(stored->value);
     }
     invocation.inputs.push_back(std::move(input));
   }
-
-  EkvContext context(options_.store, ContextPrefix(pipeline_, spec_, invocation.stream));
-  const int64_t invoked_at_ms = NowMillis();
-  InvocationOutcome outcome = (*worker)->Invoke(invocation, &context);
-  if (!(*worker)->usable()) ++worker_failures_;
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ && outcome.kind != InvocationOutcome::Kind::kResult) {
-      return;  // killed by Stop(): the item stays pending and runs after the next start
-    }
-  }
-  exec_latency_.Add(static_cast<uint64_t>(outcome.duration.count()));
-  if (outcome.kind != InvocationOutcome::Kind::kResult) {
-    HandleFailure(std::move(item), outcome, ready_at);
-    return;
-  }
-  PublishOutputs(std::move(item), std::move(outcome.outputs), invoked_at_ms, ready_at);
+  return invocation;
 }
 
-void FunctionRunner::PublishOutputs(PendingItem item, std::vector<InvocationOutput> outputs,
-                                    int64_t invoked_at_ms, Clock::time_point ready_at) {
-  // Each output is stored now and announced without waiting; the item is finished when the
-  // broker has acknowledged every announcement, so the worker can take the next item meanwhile.
-  struct Batch {
+void FunctionRunner::ExecuteBatch(std::vector<ReadyItem> batch,
+                                  std::unique_ptr<FunctionWorker>* worker) {
+  std::vector<ReadyItem> items;
+  std::vector<Invocation> invocations;
+  std::vector<EkvContext> contexts;
+  items.reserve(batch.size());
+  invocations.reserve(batch.size());
+  contexts.reserve(batch.size());
+  for (ReadyItem& ready : batch) {
+    auto invocation = PrepareInvocation(ready.item);
+    if (!invocation) {
+      HandleFailure(std::move(ready.item), invocation.error(), ready.ready_at);
+      continue;
+    }
+    contexts.emplace_back(options_.store,
+                          ContextPrefix(pipeline_, spec_, invocation->stream));
+    invocations.push_back(std::move(*invocation));
+    items.push_back(std::move(ready));
+  }
+  if (invocations.empty()) return;
+  std::vector<ContextAccess*> context_of;
+  for (EkvContext& context : contexts) context_of.push_back(&context);
+
+  if (invocations.size() > 1) batched_ += invocations.size();
+  int64_t invoked_at_ms = NowMillis();
+  std::vector<InvocationOutcome> outcomes = (*worker)->InvokeBatch(invocations, context_of);
+  if (!(*worker)->usable()) ++worker_failures_;
+  bool stopping;
+  {
+    std::lock_guard lock(mu_);
+    stopping = stopping_;
+  }
+  std::vector<ReadyItem> not_started;
+  std::vector<Succeeded> succeeded;
+  for (size_t i = 0; i < items.size(); ++i) {
+    InvocationOutcome& outcome = outcomes[i];
+    if (outcome.kind == InvocationOutcome::Kind::kNotStarted) {
+      not_started.push_back(std::move(items[i]));
+      continue;
+    }
+    const int64_t started_at_ms = invoked_at_ms;
+    invoked_at_ms += outcome.duration.count() / 1000;  // the next one started when this ended
+    // Killed by Stop(): the item stays pending and runs after the next start.
+    if (stopping && outcome.kind != InvocationOutcome::Kind::kResult) continue;
+    const auto took_us = static_cast<uint64_t>(outcome.duration.count());
+    exec_latency_.Add(took_us);
+    // A moving average over about the last eight invocations (slots race on it; it is a hint).
+    const uint64_t typical = typical_exec_us_.load(std::memory_order_relaxed);
+    typical_exec_us_.store(typical - typical / 8 + took_us / 8, std::memory_order_relaxed);
+    if (outcome.kind != InvocationOutcome::Kind::kResult) {
+      HandleFailure(std::move(items[i].item), outcome, items[i].ready_at);
+      continue;
+    }
+    succeeded.push_back(
+        {std::move(items[i].item), items[i].ready_at, std::move(outcome.outputs), started_at_ms});
+  }
+  if (!succeeded.empty()) PublishOutputs(std::move(succeeded));
+  if (!not_started.empty()) {
+    // Not attempted: back to the front of the queue, in order, without counting an attempt.
+    log_.Append("runtime", "info", "",
+                std::to_string(not_started.size()) +
+                    " items of a batch were not started (the worker failed on an earlier one); "
+                    "they run on the next worker without losing an attempt");
+    std::lock_guard lock(mu_);
+    if (stopping_) return;  // pending in EKV: the next start runs them
+    for (auto it = not_started.rbegin(); it != not_started.rend(); ++it) {
+      ready_.push_front(std::move(*it));
+    }
+    WakeForReadyLocked();
+  }
+}
+
+void FunctionRunner::PublishOutputs(std::vector<Succeeded> succeeded) {
+  // Every output of every item is stored in one commit and announced without waiting; an item is
+  // finished when the broker has acknowledged each of its announcements, so the worker can take
+  // the next items meanwhile.
+  struct Tracker {
     std::mutex mu;
     PendingItem item;
     Clock::time_point ready_at;
     size_t remaining = 0;
     std::string error;  // GUARDED_BY(mu): the first failure
   };
-  auto batch = std::make_shared<Batch>();
-  batch->item = std::move(item);
-  batch->ready_at = ready_at;
-  batch->remaining = outputs.size();
-  BeginOutstanding();
-  ++in_flight_;
-  auto complete = [this, batch] {
+  auto complete = [this](const std::shared_ptr<Tracker>& tracker) {
     std::string error;
     {
-      std::lock_guard lock(batch->mu);
-      error = batch->error;
+      std::lock_guard lock(tracker->mu);
+      error = tracker->error;
     }
     if (error.empty()) {
       ++done_;
-      latency_.Add(MicrosSince(batch->ready_at));
-      FinishAsync(std::move(batch->item));
+      latency_.Add(MicrosSince(tracker->ready_at));
+      FinishAsync(std::move(tracker->item));
     } else {
       InvocationOutcome failure;
       failure.kind = InvocationOutcome::Kind::kFunctionError;
       failure.retryable = true;
       failure.message = std::move(error);
       // Retries and dead letters block on the store and the broker: not on this thread (the
-      // MQTT network thread, when the last ack completes the batch).
+      // MQTT network thread, when the last ack completes the item).
       std::lock_guard lock(mu_);
-      failed_publishes_.push_back({std::move(batch->item), std::move(failure), batch->ready_at});
+      failed_publishes_.push_back(
+          {std::move(tracker->item), std::move(failure), tracker->ready_at});
       supervisor_cv_.notify_one();
     }
     --in_flight_;
     EndOutstanding();
   };
-  if (outputs.empty()) {
-    complete();
-    return;
-  }
-  const TriggerInput& first = batch->item.inputs.front();
-  for (const InvocationOutput& output : outputs) {
-    auto declared = std::find_if(spec_.outputs.begin(), spec_.outputs.end(),
-                                 [&](const auto& o) { return o.first == output.name; });
-    channels::PublishRequest request;
-    request.channel = declared != spec_.outputs.end() ? declared->second : output.name;
-    request.data = output.data;
-    request.item_id = OutputItemId(batch->item.item_id, output.part);
-    request.content_type = output.content_type;
-    request.trace_id = first.envelope.trace_id;
-    request.stream = first.envelope.stream;
-    request.invoked_at_ms = invoked_at_ms;
-    const std::string name = output.name;
-    const std::string channel = request.channel;
-    options_.publisher->PublishAsync(
-        request, [batch, complete, name, channel](Result<channels::PublishResult> published) {
-          bool last;
-          {
-            std::lock_guard lock(batch->mu);
-            if (!published && batch->error.empty()) {
-              batch->error = "publishing output \"" + name + "\" on channel \"" + channel +
+  std::vector<channels::PublishRequest> requests;
+  std::vector<channels::ChannelPublisher::PublishCallback> callbacks;
+  for (Succeeded& success : succeeded) {
+    auto tracker = std::make_shared<Tracker>();
+    tracker->item = std::move(success.item);
+    tracker->ready_at = success.ready_at;
+    tracker->remaining = success.outputs.size();
+    BeginOutstanding();
+    ++in_flight_;
+    if (success.outputs.empty()) {
+      complete(tracker);
+      continue;
+    }
+    const TriggerInput& first = tracker->item.inputs.front();
+    for (InvocationOutput& output : success.outputs) {
+      auto declared = std::find_if(spec_.outputs.begin(), spec_.outputs.end(),
+                                   [&](const auto& o) { return o.first == output.name; });
+      channels::PublishRequest& request = requests.emplace_back();
+      request.channel = declared != spec_.outputs.end() ? declared->second : output.name;
+      request.data = output.data;  // `succeeded` keeps it alive until PublishAllAsync returns
+      request.item_id = OutputItemId(tracker->item.item_id, output.part);
+      request.content_type = output.content_type;
+      request.trace_id = first.envelope.trace_id;
+      request.stream = first.envelope.stream;
+      request.invoked_at_ms = success.invoked_at_ms;
+      callbacks.emplace_back([tracker, complete, name = output.name,
+                              channel = request.channel](Result<channels::PublishResult> published) {
+        bool last;
+        {
+          std::lock_guard lock(tracker->mu);
+          if (!published && tracker->error.empty()) {
+            tracker->error = "publishing output \"" + name + "\" on channel \"" + channel +
                              "\": " + published.error().message();
-            }
-            last = --batch->remaining == 0;
           }
-          if (last) complete();
-        });
+          last = --tracker->remaining == 0;
+        }
+        if (last) complete(tracker);
+      });
+    }
   }
+  if (!requests.empty()) options_.publisher->PublishAllAsync(requests, callbacks);
 }
 
 void FunctionRunner::BeginOutstanding() {
@@ -712,30 +831,30 @@ void FunctionRunner::EndOutstanding() {
 
 // An item's final writes: its pending record goes, its outcome stays for the dedupe window (and
 // without a dedupe window there is no outcome to keep). Owns the bytes its operations point to.
+// An item's final write: its record becomes its outcome, kept for the dedupe window (without a
+// dedupe window there is nothing to keep, and the record goes). Owns the bytes its operation
+// points to.
 struct FunctionRunner::OutcomeCommit {
-  std::string item_id, pending_key, outcome_key, value;
-  kv::WriteOp ops[2];
-  size_t count = 2;
-  std::span<const kv::WriteOp> operations() const { return {ops, count}; }
+  std::string item_id, key, value;
+  kv::WriteOp op;
+  std::span<const kv::WriteOp> operations() const { return {&op, 1}; }
 };
 
 std::unique_ptr<FunctionRunner::OutcomeCommit> FunctionRunner::MakeOutcomeCommit(
     const std::string& item_id, std::string_view state, std::string_view error) const {
   auto commit = std::make_unique<OutcomeCommit>();
   commit->item_id = item_id;
-  commit->pending_key = PendingKey(pipeline_, spec_.name, item_id);
-  commit->outcome_key = OutcomeKey(pipeline_, spec_.name, item_id);
-  commit->value = nlohmann::json{{"state", state}, {"at_ms", NowMillis()}, {"error", error}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
-  commit->ops[0].kind = kv::WriteOp::Kind::kDelete;
-  commit->ops[0].ns = kv::kNodeStateNamespace;
-  commit->ops[0].key = commit->pending_key;
-  commit->ops[1].kind = kv::WriteOp::Kind::kPut;
-  commit->ops[1].ns = kv::kNodeStateNamespace;
-  commit->ops[1].key = commit->outcome_key;
-  commit->ops[1].value = commit->value;
-  commit->ops[1].put.ttl_ms = spec_.dedupe_window.count();
-  commit->count = spec_.dedupe_window.count() > 0 ? 2 : 1;
+  commit->key = ItemKey(pipeline_, spec_.name, item_id);
+  commit->op.ns = kv::kNodeStateNamespace;
+  commit->op.key = commit->key;
+  if (spec_.dedupe_window.count() > 0) {
+    commit->value = EncodeItemOutcome({std::string(state), NowMillis(), std::string(error)});
+    commit->op.kind = kv::WriteOp::Kind::kPut;
+    commit->op.value = commit->value;
+    commit->op.put.ttl_ms = spec_.dedupe_window.count();
+  } else {
+    commit->op.kind = kv::WriteOp::Kind::kDelete;
+  }
   return commit;
 }
 
@@ -779,7 +898,7 @@ void FunctionRunner::HandleFailure(PendingItem item, const InvocationOutcome& ou
                     std::to_string(delay.count()) + " ms");
     // The attempt count survives a restart of the node.
     if (auto stored = options_.store->Put(kv::kNodeStateNamespace,
-                                          PendingKey(pipeline_, spec_.name, item.item_id),
+                                          ItemKey(pipeline_, spec_.name, item.item_id),
                                           EncodePendingItem(item));
         !stored) {
       stored.error().IgnoreError();  // the item is still pending; it only forgets an attempt
@@ -797,6 +916,7 @@ void FunctionRunner::HandleFailure(PendingItem item, const InvocationOutcome& ou
     case InvocationOutcome::Kind::kTimedOut: kind = "timed_out"; break;
     case InvocationOutcome::Kind::kWorkerDied: kind = "worker_died"; break;
     case InvocationOutcome::Kind::kResult: kind = "result"; break;
+    case InvocationOutcome::Kind::kNotStarted: kind = "not_started"; break;
   }
   log_.Append("runtime", "error", "",
               "item " + item.item_id + " failed after " + std::to_string(item.failed_attempts) +
@@ -871,6 +991,7 @@ FunctionStats FunctionRunner::Stats() const {
   stats.rejected = rejected_.load();
   stats.worker_starts = worker_starts_.load();
   stats.worker_failures = worker_failures_.load();
+  stats.batched = batched_.load();
   stats.latency_p50_us = latency_.Quantile(0.50);
   stats.latency_p99_us = latency_.Quantile(0.99);
   stats.exec_p50_us = exec_latency_.Quantile(0.50);

@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <expected>
 #include <filesystem>
 #include <list>
 #include <map>
@@ -81,6 +82,7 @@ struct FunctionStats {
   uint64_t rejected = 0;  // malformed trigger messages
   uint64_t worker_starts = 0;
   uint64_t worker_failures = 0;  // crashed, timed out, broke the protocol, failed to start
+  uint64_t batched = 0;  // items sent to their worker in an `invoke_batch` with others
   uint64_t latency_p50_us = 0;   // item ready (all inputs in) -> outputs published
   uint64_t latency_p99_us = 0;
   uint64_t exec_p50_us = 0;  // the invocation alone
@@ -127,12 +129,24 @@ class FunctionRunner {
   void SlotLoop(Slot* slot);
   void AddSlotLocked();
   size_t LiveSlotsLocked() const;  // REQUIRES: mu_ held
+  // An item was added to ready_: wakes a slot, and the supervisor when a worker should be added.
+  void WakeForReadyLocked();  // REQUIRES: mu_ held
   void ExpireJoinsLocked(int64_t now_ms, std::vector<PendingItem>* expired);
-  // One invocation of `item` on `worker` (started if needed); updates `worker`.
-  void Execute(PendingItem item, std::unique_ptr<FunctionWorker>* worker,
-               std::chrono::steady_clock::time_point ready_at);
-  void PublishOutputs(PendingItem item, std::vector<InvocationOutput> outputs,
-                      int64_t invoked_at_ms, std::chrono::steady_clock::time_point ready_at);
+  struct ReadyItem;
+  // The items a slot takes from ready_ for its next frame to its worker (at least one).
+  std::vector<ReadyItem> TakeBatchLocked(size_t worker_batch);  // REQUIRES: mu_ held
+  // The invocation of a ready item (inputs resolved), or why it cannot run.
+  std::expected<Invocation, InvocationOutcome> PrepareInvocation(const PendingItem& item) const;
+  // Runs `batch` on the slot's `worker` (already started) and handles every outcome.
+  void ExecuteBatch(std::vector<ReadyItem> batch, std::unique_ptr<FunctionWorker>* worker);
+  struct Succeeded {
+    PendingItem item;
+    std::chrono::steady_clock::time_point ready_at;
+    std::vector<InvocationOutput> outputs;
+    int64_t invoked_at_ms = 0;
+  };
+  // Stores and announces the outputs of items whose invocations returned them.
+  void PublishOutputs(std::vector<Succeeded> succeeded);
   void FinishAsync(PendingItem item);
   struct OutcomeCommit;
   std::unique_ptr<OutcomeCommit> MakeOutcomeCommit(const std::string& item_id,
@@ -184,9 +198,10 @@ class FunctionRunner {
   uint64_t next_instance_ = 1;  // GUARDED_BY(mu_)
 
   std::atomic<uint64_t> done_{0}, failed_{0}, retries_{0}, duplicates_{0}, expired_{0},
-      rejected_{0}, worker_starts_{0}, worker_failures_{0}, in_flight_{0};
+      rejected_{0}, worker_starts_{0}, worker_failures_{0}, in_flight_{0}, batched_{0};
   LatencyWindow latency_;
   LatencyWindow exec_latency_;
+  std::atomic<uint64_t> typical_exec_us_{0};  // moving average of invocation times
 };
 
 }  // namespace edgeflow::runtime

@@ -18,6 +18,7 @@ namespace {
 
 constexpr size_t kStderrTailLines = 20;
 constexpr size_t kMaxContextKeyBytes = 512;
+constexpr size_t kMaxWorkerBatch = 1024;  // the most a worker may announce (the protocol's bound)
 
 bool IsValidPart(std::string_view part) {
   if (part.empty() || part.size() > 64) return false;
@@ -64,7 +65,7 @@ Result<std::unique_ptr<FunctionWorker>> FunctionWorker::Start(
   std::unique_ptr<FunctionWorker> worker(
       new FunctionWorker(std::move(*process), function, options.instance_id, log));
   const auto deadline = std::chrono::steady_clock::now() + ready_timeout;
-  auto frame = ReadWorkerFrame(worker->process_->stdout_fd(), deadline, LimitsOf(function));
+  auto frame = worker->reader_.Next(deadline);
   Status problem;
   if (!frame) {
     if (frame.error().Is(ErrorCode::kOutOfRange)) {
@@ -83,6 +84,14 @@ Result<std::unique_ptr<FunctionWorker>> FunctionWorker::Start(
              version == frame->header.end() || !version->is_number_integer() ||
              version->get<int64_t>() != 1) {
     problem = Status::InvalidArgument("the worker speaks another protocol version (want 1)");
+  } else if (auto batch = frame->header.find("batch"); batch != frame->header.end()) {
+    if (!batch->is_number_unsigned() || batch->get<uint64_t>() < 1 ||
+        batch->get<uint64_t>() > kMaxWorkerBatch) {
+      problem = Status::InvalidArgument("\"ready\": \"batch\" must be an integer in 1.." +
+                                        std::to_string(kMaxWorkerBatch));
+    } else {
+      worker->max_batch_ = batch->get<size_t>();
+    }
   }
   if (!problem.ok()) {
     InvocationOutcome failed = worker->Fail(InvocationOutcome::Kind::kWorkerDied,
@@ -100,7 +109,8 @@ FunctionWorker::FunctionWorker(std::unique_ptr<WorkerProcess> process,
     : process_(std::move(process)),
       function_(function),
       instance_id_(std::move(instance_id)),
-      log_(log) {
+      log_(log),
+      reader_(process_->stdout_fd(), LimitsOf(function)) {
   stderr_thread_ = std::thread([this] { PumpStderr(); });
 }
 
@@ -245,42 +255,83 @@ Status FunctionWorker::ServeContextRequest(const WorkerFrame& request, ContextAc
 }
 
 InvocationOutcome FunctionWorker::Invoke(const Invocation& invocation, ContextAccess* context) {
+  return std::move(InvokeBatch({&invocation, 1}, {&context, 1}).front());
+}
+
+std::vector<InvocationOutcome> FunctionWorker::InvokeBatch(
+    std::span<const Invocation> invocations, std::span<ContextAccess* const> contexts) {
   using Kind = InvocationOutcome::Kind;
-  const auto begin = std::chrono::steady_clock::now();
-  const auto deadline = begin + invocation.timeout;
-  const uint64_t id = next_invocation_id_++;
+  std::vector<InvocationOutcome> outcomes;
+  if (invocations.empty()) return outcomes;
+  outcomes.reserve(invocations.size());
 
-  WorkerFrame invoke;
-  invoke.header["type"] = "invoke";
-  invoke.header["id"] = id;
-  invoke.header["item_id"] = invocation.item_id;
-  invoke.header["stream"] = invocation.stream;
-  invoke.header["attempt"] = invocation.attempt;
-  invoke.header["trace_id"] = invocation.trace_id;
-  invoke.header["max_payload_bytes"] = function_.limits.max_payload_bytes;
-  invoke.header["deadline_ms"] =
-      SystemClock::Default()->NowMillis() + static_cast<int64_t>(invocation.timeout.count());
-  nlohmann::json inputs = nlohmann::json::array();
-  for (const InvocationInput& input : invocation.inputs) {
-    inputs.push_back({{"name", input.name},
-                      {"content_type", input.content_type},
-                      {"channel", input.channel},
-                      {"key", input.key},
-                      {"blob", invoke.AddBlob(input.data)}});
+  // The members an invocation has in `invoke` and in each entry of `invoke_batch`.
+  WorkerFrame frame;
+  std::vector<uint64_t> ids;
+  auto describe = [&](const Invocation& invocation) {
+    ids.push_back(next_invocation_id_++);
+    nlohmann::json inputs = nlohmann::json::array();
+    for (const InvocationInput& input : invocation.inputs) {
+      inputs.push_back({{"name", input.name},
+                        {"content_type", input.content_type},
+                        {"channel", input.channel},
+                        {"key", input.key},
+                        {"blob", frame.AddBlob(input.data)}});
+    }
+    return nlohmann::json{{"id", ids.back()},
+                          {"item_id", invocation.item_id},
+                          {"stream", invocation.stream},
+                          {"attempt", invocation.attempt},
+                          {"trace_id", invocation.trace_id},
+                          {"inputs", std::move(inputs)}};
+  };
+  if (invocations.size() == 1) {
+    frame.header = describe(invocations[0]);
+    frame.header["type"] = "invoke";
+    frame.header["deadline_ms"] = SystemClock::Default()->NowMillis() +
+                                  static_cast<int64_t>(invocations[0].timeout.count());
+  } else {
+    nlohmann::json entries = nlohmann::json::array();
+    for (const Invocation& invocation : invocations) {
+      nlohmann::json entry = describe(invocation);
+      entry["timeout_ms"] = invocation.timeout.count();
+      entries.push_back(std::move(entry));
+    }
+    frame.header["type"] = "invoke_batch";
+    frame.header["invocations"] = std::move(entries);
   }
-  invoke.header["inputs"] = std::move(inputs);
-  if (Status s = WriteAll(process_->stdin_fd(), EncodeWorkerFrame(std::move(invoke))); !s.ok()) {
-    return Fail(Kind::kWorkerDied, "the worker is gone: " + s.message(), true);
-  }
+  frame.header["max_payload_bytes"] = function_.limits.max_payload_bytes;
 
-  const FrameLimits limits = LimitsOf(function_);
+  auto started = std::chrono::steady_clock::now();
+  if (Status s = WriteAll(process_->stdin_fd(), EncodeWorkerFrame(std::move(frame))); !s.ok()) {
+    outcomes.push_back(Fail(Kind::kWorkerDied, "the worker is gone: " + s.message(), true));
+  } else {
+    for (size_t i = 0; i < invocations.size() && usable_; ++i) {
+      outcomes.push_back(AwaitReply(ids[i], invocations[i].timeout, started, contexts[i]));
+      started = std::chrono::steady_clock::now();
+    }
+  }
+  while (outcomes.size() < invocations.size()) {
+    InvocationOutcome skipped;
+    skipped.kind = Kind::kNotStarted;
+    skipped.message = "not started: the worker failed on an earlier item of its batch";
+    outcomes.push_back(std::move(skipped));
+  }
+  return outcomes;
+}
+
+InvocationOutcome FunctionWorker::AwaitReply(uint64_t id, std::chrono::milliseconds timeout,
+                                             std::chrono::steady_clock::time_point started,
+                                             ContextAccess* context) {
+  using Kind = InvocationOutcome::Kind;
+  const auto deadline = started + timeout;
   while (true) {
-    auto frame = ReadWorkerFrame(process_->stdout_fd(), deadline, limits);
+    auto frame = reader_.Next(deadline);
     if (!frame) {
       const Status& e = frame.error();
       if (e.Is(ErrorCode::kDeadlineExceeded)) {
         return Fail(Kind::kTimedOut,
-                    "timed out after " + std::to_string(invocation.timeout.count()) +
+                    "timed out after " + std::to_string(timeout.count()) +
                         " ms (limits.timeout_ms); the worker was killed",
                     true);
       }
@@ -324,7 +375,7 @@ InvocationOutcome FunctionWorker::Invoke(const Invocation& invocation, ContextAc
     }
     InvocationOutcome outcome;
     outcome.duration = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - begin);
+        std::chrono::steady_clock::now() - started);
     if (type == "error") {
       auto message = StringMember(frame->header, "message", false);
       outcome.kind = Kind::kFunctionError;

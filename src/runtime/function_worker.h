@@ -1,7 +1,7 @@
 // FunctionWorker: one warm worker of an edge function, and the node's side of the worker
 // protocol with it (docs/function-protocol.md). It starts the process in its sandbox, waits for
-// `ready`, then runs invocations one at a time: sends `invoke`, serves the worker's context
-// requests and log frames, and returns the outcome. The worker's stderr goes to the function's log
+// `ready`, then runs invocations: sends `invoke` (or `invoke_batch`, to a worker that takes
+// batches), serves the worker's context requests and log frames, and returns the outcomes. The worker's stderr goes to the function's log
 // line by line, from a thread of its own (so a chatty worker never blocks on a full pipe).
 //
 // A worker that breaks the protocol, times out or dies is marked unusable and must be replaced;
@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "common/status.h"
 #include "runtime/function_log.h"
 #include "runtime/pipeline_spec.h"
+#include "runtime/worker_frame_reader.h"
 #include "runtime/worker_process.h"
 
 namespace edgeflow::runtime {
@@ -59,6 +61,7 @@ struct InvocationOutcome {
     kProtocolError,  // the worker broke the protocol (garbage, unknown output, oversized data)
     kTimedOut,       // no reply within the timeout; the worker was killed
     kWorkerDied,     // the worker exited or could not be started
+    kNotStarted,     // an earlier invocation of its batch left the worker unusable: not attempted
   };
   Kind kind = Kind::kResult;
   bool retryable = true;  // false: skip the remaining attempts
@@ -91,6 +94,14 @@ class FunctionWorker {
   FunctionWorker& operator=(const FunctionWorker&) = delete;
 
   InvocationOutcome Invoke(const Invocation& invocation, ContextAccess* context);
+  // Runs the invocations in order, in one `invoke_batch` frame (at most max_batch() of them; one
+  // goes as `invoke`). `contexts[i]` serves the context requests of `invocations[i]`. One outcome
+  // per invocation; those after one that left the worker unusable are kNotStarted. Each
+  // invocation's timeout counts from the end of the one before it.
+  std::vector<InvocationOutcome> InvokeBatch(std::span<const Invocation> invocations,
+                                             std::span<ContextAccess* const> contexts);
+  // How many invocations the worker takes in one frame (its `ready` said; 1 without batches).
+  size_t max_batch() const { return max_batch_; }
 
   // False once the worker broke the protocol, timed out or died: replace it.
   bool usable() const { return usable_; }
@@ -117,6 +128,11 @@ class FunctionWorker {
   // or repeated part): logged, not retried; the worker stays usable.
   InvocationOutcome RejectResult(std::string message);
   Status ServeContextRequest(const struct WorkerFrame& request, ContextAccess* context);
+  // Reads frames until the reply to invocation `id` (serving context requests and log frames),
+  // for at most `timeout` from `started`.
+  InvocationOutcome AwaitReply(uint64_t id, std::chrono::milliseconds timeout,
+                               std::chrono::steady_clock::time_point started,
+                               ContextAccess* context);
   std::string RecentStderr() const;
 
   std::unique_ptr<WorkerProcess> process_;
@@ -125,6 +141,8 @@ class FunctionWorker {
   FunctionLog* const log_;
   std::thread stderr_thread_;
   std::atomic<bool> stopping_{false};
+  WorkerFrameReader reader_;
+  size_t max_batch_ = 1;
   bool usable_ = true;
   uint64_t next_invocation_id_ = 1;
   mutable std::mutex stderr_mu_;

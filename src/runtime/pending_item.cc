@@ -91,6 +91,35 @@ Result<PendingItem> DecodePendingItem(std::string_view bytes) {
   }
 }
 
+std::string EncodeItemOutcome(const ItemOutcome& outcome) {
+  const nlohmann::json j = {{"v", kFormatVersion},
+                            {"state", outcome.state},
+                            {"at", outcome.at_ms},
+                            {"error", outcome.error}};
+  std::vector<uint8_t> bytes = nlohmann::json::to_msgpack(j);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+Result<ItemOutcome> DecodeItemOutcome(std::string_view bytes) {
+  const nlohmann::json j = nlohmann::json::from_msgpack(bytes.begin(), bytes.end(),
+                                                        /*strict=*/true, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("state")) {
+    return Error(Status::Corruption("not an item outcome"));
+  }
+  try {
+    if (j.at("v").get<int>() != kFormatVersion) {
+      return Error(Status::Corruption("an item outcome has an unknown format version"));
+    }
+    ItemOutcome outcome;
+    outcome.state = j.at("state").get<std::string>();
+    outcome.at_ms = j.at("at").get<int64_t>();
+    outcome.error = j.at("error").get<std::string>();
+    return outcome;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(Status::Corruption(std::string("an item outcome is malformed: ") + e.what()));
+  }
+}
+
 std::string FunctionStatePrefix(std::string_view pipeline, std::string_view function) {
   std::string prefix = "fn/";
   prefix += pipeline;
@@ -100,18 +129,13 @@ std::string FunctionStatePrefix(std::string_view pipeline, std::string_view func
   return prefix;
 }
 
-std::string PendingPrefix(std::string_view pipeline, std::string_view function) {
-  return FunctionStatePrefix(pipeline, function) + "p/";
+std::string ItemPrefix(std::string_view pipeline, std::string_view function) {
+  return FunctionStatePrefix(pipeline, function) + "i/";
 }
 
-std::string PendingKey(std::string_view pipeline, std::string_view function,
-                       std::string_view item_id) {
-  return PendingPrefix(pipeline, function) + std::string(item_id);
-}
-
-std::string OutcomeKey(std::string_view pipeline, std::string_view function,
-                       std::string_view item_id) {
-  return FunctionStatePrefix(pipeline, function) + "d/" + std::string(item_id);
+std::string ItemKey(std::string_view pipeline, std::string_view function,
+                    std::string_view item_id) {
+  return ItemPrefix(pipeline, function) + std::string(item_id);
 }
 
 }  // namespace edgeflow::runtime

@@ -4,9 +4,11 @@
 // once across a crash of the node: the MQTT client library acknowledges a message to the broker
 // as it hands it over, so the node must hold it durably itself before it can lose it.
 //
-// On disk (namespace `_edgeflow`, see docs/architecture.md, "Edge functions: state in EKV"):
-//   fn/<pipeline>/<function>/p/<item id>   the pending item, MessagePack (EncodePendingItem)
-//   fn/<pipeline>/<function>/d/<item id>   its outcome, kept for the dedupe window (then expired)
+// On disk (namespace `_edgeflow`, see docs/architecture.md, "Edge functions: state in EKV"), one
+// key per item, `fn/<pipeline>/<function>/i/<item id>`, holds first the pending item
+// (EncodePendingItem), then its outcome (EncodeItemOutcome) for the dedupe window, after which it
+// expires. One key for both makes "is this item new?" a single conditional write: a put that
+// succeeds only if the key is absent finds an item queued, running, or finished lately alike.
 #pragma once
 
 #include <cstdint>
@@ -36,17 +38,25 @@ struct PendingItem {
   const TriggerInput* Find(std::string_view input) const;
 };
 
-std::string EncodePendingItem(const PendingItem& item);
-// Corruption when the bytes are not a pending item this version wrote.
-Result<PendingItem> DecodePendingItem(std::string_view bytes);
+// How an item ended: "done", "failed" (sent to the dead-letter channel) or "expired" (unjoined).
+struct ItemOutcome {
+  std::string state;
+  int64_t at_ms = 0;
+  std::string error;
+};
 
-// The keys above, for one function.
-std::string PendingKey(std::string_view pipeline, std::string_view function,
-                       std::string_view item_id);
-std::string OutcomeKey(std::string_view pipeline, std::string_view function,
-                       std::string_view item_id);
-// The prefix of all of a function's pending items (for recovery), and of everything it keeps.
-std::string PendingPrefix(std::string_view pipeline, std::string_view function);
+std::string EncodePendingItem(const PendingItem& item);
+// Corruption when the bytes are not a pending item this version wrote (an outcome is not one).
+Result<PendingItem> DecodePendingItem(std::string_view bytes);
+std::string EncodeItemOutcome(const ItemOutcome& outcome);
+// Corruption when the bytes are not an outcome this version wrote (a pending item is not one).
+Result<ItemOutcome> DecodeItemOutcome(std::string_view bytes);
+
+// The key above, for one function; the prefix of all of its items (for recovery), and of
+// everything it keeps.
+std::string ItemKey(std::string_view pipeline, std::string_view function,
+                    std::string_view item_id);
+std::string ItemPrefix(std::string_view pipeline, std::string_view function);
 std::string FunctionStatePrefix(std::string_view pipeline, std::string_view function);
 
 }  // namespace edgeflow::runtime

@@ -1,6 +1,5 @@
 #include "runtime/worker_frame.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,49 +9,11 @@ namespace edgeflow::runtime {
 
 namespace {
 
-uint32_t ReadBigEndian32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
-}
-
 void AppendBigEndian32(std::string* out, uint32_t v) {
   out->push_back(static_cast<char>((v >> 24) & 0xff));
   out->push_back(static_cast<char>((v >> 16) & 0xff));
   out->push_back(static_cast<char>((v >> 8) & 0xff));
   out->push_back(static_cast<char>(v & 0xff));
-}
-
-// Reads exactly `size` bytes into `out`; `what` names the part for messages.
-Status ReadExactly(int fd, char* out, size_t size, std::chrono::steady_clock::time_point deadline,
-                   const char* what, bool* saw_nothing) {
-  size_t done = 0;
-  while (done < size) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return Status::DeadlineExceeded(std::string("timed out reading ") + what);
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-    pollfd p{fd, POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(wait.count() + 1, 1 << 30)));
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      return Status::IoError(std::string("poll: ") + std::strerror(errno));
-    }
-    if (ready == 0) continue;
-    const ssize_t n = ::read(fd, out + done, size - done);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return Status::IoError(std::string("read: ") + std::strerror(errno));
-    }
-    if (n == 0) {
-      if (done == 0 && saw_nothing != nullptr && *saw_nothing) {
-        return Status::OutOfRange("end of stream");
-      }
-      return Status::InvalidArgument(std::string("truncated frame: the stream ended inside the ") +
-                                     what);
-    }
-    done += static_cast<size_t>(n);
-    if (saw_nothing != nullptr) *saw_nothing = false;
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -106,6 +67,17 @@ std::string EncodeWorkerFrame(WorkerFrame frame) {
   return out;
 }
 
+Result<uint32_t> DecodeFrameLength(const char* prefix) {
+  const auto* u = reinterpret_cast<const unsigned char*>(prefix);
+  const uint32_t length =
+      (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
+  if (length < 2 || length > kMaxFrameHeaderBytes) {
+    return Error(Status::InvalidArgument("bad frame: header length " + std::to_string(length) +
+                                         " is not in 2.." + std::to_string(kMaxFrameHeaderBytes)));
+  }
+  return length;
+}
+
 Result<WorkerFrame> DecodeFrameHeader(std::string_view header_bytes, const FrameLimits& limits,
                                       std::vector<uint64_t>* blob_sizes) {
   WorkerFrame frame;
@@ -148,39 +120,6 @@ Result<WorkerFrame> DecodeFrameHeader(std::string_view header_bytes, const Frame
   return frame;
 }
 
-Result<WorkerFrame> ReadWorkerFrame(int fd, std::chrono::steady_clock::time_point deadline,
-                                    const FrameLimits& limits) {
-  char prefix[4];
-  bool saw_nothing = true;
-  if (Status s = ReadExactly(fd, prefix, 4, deadline, "frame length", &saw_nothing); !s.ok()) {
-    return Error(std::move(s));
-  }
-  const uint32_t header_size = ReadBigEndian32(prefix);
-  if (header_size < 2 || header_size > kMaxFrameHeaderBytes) {
-    return Error(Status::InvalidArgument("bad frame: header length " +
-                                         std::to_string(header_size) + " is not in 2.." +
-                                         std::to_string(kMaxFrameHeaderBytes)));
-  }
-  std::string header(header_size, '\0');
-  if (Status s = ReadExactly(fd, header.data(), header.size(), deadline, "frame header", nullptr);
-      !s.ok()) {
-    return Error(std::move(s));
-  }
-  std::vector<uint64_t> sizes;
-  auto frame = DecodeFrameHeader(header, limits, &sizes);
-  if (!frame) return frame;
-  frame->blobs.reserve(sizes.size());
-  for (uint64_t size : sizes) {
-    std::string blob(size, '\0');
-    if (Status s = ReadExactly(fd, blob.data(), blob.size(), deadline, "frame blobs", nullptr);
-        !s.ok()) {
-      return Error(std::move(s));
-    }
-    frame->blobs.push_back(std::move(blob));
-  }
-  return frame;
-}
-
 Status WriteAll(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
@@ -196,11 +135,9 @@ Status WriteAll(int fd, std::string_view bytes) {
 Result<std::pair<WorkerFrame, size_t>> DecodeWorkerFrame(std::string_view bytes,
                                                          const FrameLimits& limits) {
   if (bytes.size() < 4) return Error(Status::InvalidArgument("truncated frame length"));
-  const uint32_t header_size = ReadBigEndian32(bytes.data());
-  if (header_size < 2 || header_size > kMaxFrameHeaderBytes) {
-    return Error(Status::InvalidArgument("bad frame: header length " +
-                                         std::to_string(header_size)));
-  }
+  auto length = DecodeFrameLength(bytes.data());
+  if (!length) return Error(length.error());
+  const uint32_t header_size = *length;
   if (bytes.size() - 4 < header_size) return Error(Status::InvalidArgument("truncated header"));
   std::vector<uint64_t> sizes;
   auto frame = DecodeFrameHeader(bytes.substr(4, header_size), limits, &sizes);

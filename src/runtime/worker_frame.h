@@ -44,18 +44,14 @@ struct FrameLimits {
   size_t max_total_blob_bytes = 256 << 20;
 };
 
+// The header length a frame's 4-byte prefix announces; InvalidArgument outside 2..1 MiB.
+Result<uint32_t> DecodeFrameLength(const char* prefix);
+
 // Decodes the header part of a frame whose 4-byte length prefix was already read: validates the
 // JSON and the announced blob sizes against `limits`; returns the frame (blobs still empty) and
 // fills `blob_sizes`.
 Result<WorkerFrame> DecodeFrameHeader(std::string_view header_bytes, const FrameLimits& limits,
                                       std::vector<uint64_t>* blob_sizes);
-
-// Reads one whole frame from a blocking file descriptor, waiting at most until `deadline`.
-// Errors: DeadlineExceeded when the deadline passes,
-// OutOfRange("end of stream") on EOF before the first byte, InvalidArgument for a malformed or
-// truncated frame, IoError for read errors.
-Result<WorkerFrame> ReadWorkerFrame(int fd, std::chrono::steady_clock::time_point deadline,
-                                    const FrameLimits& limits);
 
 // Writes all of `bytes` to `fd` (EINTR-safe). IoError (e.g. EPIPE: the worker is gone).
 Status WriteAll(int fd, std::string_view bytes);

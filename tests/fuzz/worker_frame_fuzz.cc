@@ -27,5 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto item = edgeflow::runtime::DecodePendingItem(bytes);
   if (item) (void)edgeflow::runtime::EncodePendingItem(*item);
+  auto outcome = edgeflow::runtime::DecodeItemOutcome(bytes);
+  if (outcome) (void)edgeflow::runtime::EncodeItemOutcome(*outcome);
   return 0;
 }

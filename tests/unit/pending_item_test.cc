@@ -58,10 +58,31 @@ TEST(PendingItemTest, GarbageIsCorruptionNotACrash) {
 }
 
 TEST(PendingItemTest, KeysKeepFunctionsApart) {
-  EXPECT_EQ(PendingKey("p", "f", "i1"), "fn/p/f/p/i1");
-  EXPECT_EQ(OutcomeKey("p", "f", "i1"), "fn/p/f/d/i1");
-  EXPECT_TRUE(PendingKey("p", "f", "x").starts_with(PendingPrefix("p", "f")));
-  EXPECT_FALSE(PendingKey("p", "fg", "x").starts_with(FunctionStatePrefix("p", "f")));
+  EXPECT_EQ(ItemKey("p", "f", "i1"), "fn/p/f/i/i1");
+  EXPECT_TRUE(ItemKey("p", "f", "x").starts_with(ItemPrefix("p", "f")));
+  EXPECT_FALSE(ItemKey("p", "fg", "x").starts_with(FunctionStatePrefix("p", "f")));
+}
+
+TEST(PendingItemTest, OutcomesAndPendingItemsAreToldApart) {
+  // One key holds either: recovery must never run a finished item, nor skip a pending one.
+  const std::string outcome = EncodeItemOutcome({"failed", 42, "timed out"});
+  auto decoded = DecodeItemOutcome(outcome);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().ToString();
+  EXPECT_EQ(decoded->state, "failed");
+  EXPECT_EQ(decoded->at_ms, 42);
+  EXPECT_EQ(decoded->error, "timed out");
+  EXPECT_FALSE(DecodePendingItem(outcome).has_value());
+
+  PendingItem item;
+  item.item_id = "i1";
+  const std::string pending = EncodePendingItem(item);
+  EXPECT_TRUE(DecodePendingItem(pending).has_value());
+  EXPECT_FALSE(DecodeItemOutcome(pending).has_value());
+  for (std::string bytes : {std::string(), std::string("\xff"), std::string("\x81\xa5state\x01")}) {
+    auto garbage = DecodeItemOutcome(bytes);
+    ASSERT_FALSE(garbage.has_value());
+    EXPECT_TRUE(garbage.error().Is(ErrorCode::kCorruption));
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The node's side of the worker protocol's framing (docs/function-protocol.md): round trips,
 // and every way a frame can be malformed or oversized.
 #include "runtime/worker_frame.h"
+#include "runtime/worker_frame_reader.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -138,7 +139,8 @@ TEST_F(PipeTest, ReadsAFrameWrittenInPieces) {
       std::this_thread::sleep_for(1ms);
     }
   });
-  auto read = ReadWorkerFrame(fds_[0], std::chrono::steady_clock::now() + 5s, {});
+  WorkerFrameReader reader(fds_[0], {});
+  auto read = reader.Next(std::chrono::steady_clock::now() + 5s);
   writer.join();
   ASSERT_TRUE(read.has_value()) << read.error().ToString();
   EXPECT_EQ(read->type(), "log");
@@ -147,7 +149,8 @@ TEST_F(PipeTest, ReadsAFrameWrittenInPieces) {
 
 TEST_F(PipeTest, TellsEndOfStreamFromATruncatedFrame) {
   CloseWriter();
-  auto eof = ReadWorkerFrame(fds_[0], std::chrono::steady_clock::now() + 1s, {});
+  WorkerFrameReader reader(fds_[0], {});
+  auto eof = reader.Next(std::chrono::steady_clock::now() + 1s);
   ASSERT_FALSE(eof.has_value());
   EXPECT_TRUE(eof.error().Is(ErrorCode::kOutOfRange));
 }
@@ -156,7 +159,8 @@ TEST_F(PipeTest, ATruncatedFrameIsAProtocolError) {
   const std::string bytes = Raw(40, R"({"type":"result")");
   ASSERT_TRUE(WriteAll(fds_[1], bytes).ok());
   CloseWriter();
-  auto read = ReadWorkerFrame(fds_[0], std::chrono::steady_clock::now() + 1s, {});
+  WorkerFrameReader reader(fds_[0], {});
+  auto read = reader.Next(std::chrono::steady_clock::now() + 1s);
   ASSERT_FALSE(read.has_value());
   EXPECT_TRUE(read.error().Is(ErrorCode::kInvalidArgument));
   EXPECT_NE(read.error().message().find("truncated"), std::string::npos);
@@ -165,10 +169,51 @@ TEST_F(PipeTest, ATruncatedFrameIsAProtocolError) {
 TEST_F(PipeTest, GivesUpAtTheDeadline) {
   ASSERT_TRUE(WriteAll(fds_[1], std::string("\0\0", 2)).ok());  // half a length, then silence
   const auto begin = std::chrono::steady_clock::now();
-  auto read = ReadWorkerFrame(fds_[0], begin + 100ms, {});
+  WorkerFrameReader reader(fds_[0], {});
+  auto read = reader.Next(begin + 100ms);
   ASSERT_FALSE(read.has_value());
   EXPECT_TRUE(read.error().Is(ErrorCode::kDeadlineExceeded));
   EXPECT_LT(std::chrono::steady_clock::now() - begin, 2s);
+}
+
+TEST_F(PipeTest, HandsOutFramesWrittenTogetherOneByOne) {
+  // Replies of a batch arrive in one write; the reader keeps what follows the frame it returns.
+  std::string bytes;
+  for (int i = 0; i < 3; ++i) {
+    WorkerFrame frame;
+    frame.header["type"] = "result";
+    frame.header["id"] = i;
+    frame.AddBlob(std::string(static_cast<size_t>(i) * 100, 'a' + static_cast<char>(i)));
+    bytes += EncodeWorkerFrame(frame);
+  }
+  bytes += Raw(12, "");  // the start of a fourth frame: stays buffered
+  ASSERT_TRUE(WriteAll(fds_[1], bytes).ok());
+  WorkerFrameReader reader(fds_[0], {});
+  for (int i = 0; i < 3; ++i) {
+    auto read = reader.Next(std::chrono::steady_clock::now() + 1s);
+    ASSERT_TRUE(read.has_value()) << read.error().ToString();
+    EXPECT_EQ(read->header.at("id"), i);
+    EXPECT_EQ(read->blobs.at(0).size(), static_cast<size_t>(i) * 100);
+  }
+  EXPECT_EQ(reader.buffered(), 4u);
+  CloseWriter();
+  auto truncated = reader.Next(std::chrono::steady_clock::now() + 1s);
+  ASSERT_FALSE(truncated.has_value());
+  EXPECT_TRUE(truncated.error().Is(ErrorCode::kInvalidArgument));
+}
+
+TEST_F(PipeTest, ReadsAFrameLargerThanOneReadChunk) {
+  WorkerFrame frame;
+  frame.header["type"] = "result";
+  frame.AddBlob(std::string(3 << 20, 'q'));
+  const std::string bytes = EncodeWorkerFrame(frame);
+  std::thread writer([&] { ASSERT_TRUE(WriteAll(fds_[1], bytes).ok()); });
+  WorkerFrameReader reader(fds_[0], {});
+  auto read = reader.Next(std::chrono::steady_clock::now() + 5s);
+  writer.join();
+  ASSERT_TRUE(read.has_value()) << read.error().ToString();
+  EXPECT_EQ(read->blobs.at(0), std::string(3 << 20, 'q'));
+  EXPECT_EQ(reader.buffered(), 0u);
 }
 
 }  // namespace

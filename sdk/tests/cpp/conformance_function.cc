@@ -4,6 +4,7 @@
 #include <edgeflow/function.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -169,6 +170,21 @@ fn::Outputs Handle(const std::vector<fn::Input>& inputs, fn::Context& ctx) {
   if (op == "bad_part") return {{.name = "out", .data = "x", .part = "not ok!"}};
   if (op == "duplicate") return {{.name = "out", .data = "1"}, {.name = "out", .data = "2"}};
   if (op == "threads") return {{.name = "out", .data = Threads(ctx)}};
+  if (op == "sleep") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::stoll(data)));
+    return {{.name = "out", .data = "slept"}};
+  }
+  if (op == "wait_for_file") {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (::access(data.c_str(), F_OK) != 0) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        throw std::runtime_error("no file " + data + " after 10 s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return {{.name = "out", .data = "found"}};
+  }
+  if (op == "crash") std::_Exit(3);  // the process ends at once, like a crash: nothing flushed
   if (op == "too_many_outputs") {  // 30000 entries make a result header over 1 MiB
     fn::Outputs outputs;
     for (int i = 0; i < 30000; ++i) {

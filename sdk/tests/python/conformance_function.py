@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 import edgeflow_function as ef
 
@@ -114,6 +115,18 @@ def handle(inputs, ctx):
         return {"out": [b"1", b"2"]}
     if op == "threads":
         return {"out": _threads(ctx)}
+    if op == "sleep":
+        time.sleep(int(data) / 1000)
+        return {"out": "slept"}
+    if op == "wait_for_file":
+        give_up = time.monotonic() + 10
+        while not os.path.exists(data):
+            if time.monotonic() > give_up:
+                raise RuntimeError("no file %s after 10 s" % data.decode())
+            time.sleep(0.001)
+        return {"out": "found"}
+    if op == "crash":  # the process ends at once, like a crash: no cleanup, nothing flushed
+        os._exit(3)
     if op == "too_many_outputs":  # 30000 entries make a result header over 1 MiB
         return {"out": [ef.Output(b"x", part="part-%d" % i) for i in range(30000)]}
     # Python only.

@@ -8,6 +8,8 @@
   permanent  raises PermanentError
   fail       raises an ordinary exception (retried by the node)
   flaky      raises on the first attempt, succeeds on the next ("ok:" + the input)
+  sleep      sleeps for the milliseconds after the ':' ("sleep:300"), then succeeds
+  attempt    returns "attempt=<n>": which attempt this invocation is
   anything else succeeds: "ok:" + the input on "out".
 """
 
@@ -39,6 +41,10 @@ def handle(inputs, ctx):
         raise ef.PermanentError("cannot parse this item (permanent)")
     if what == b"fail":
         raise RuntimeError("failing on purpose, attempt %d" % ctx.attempt)
+    if what == b"sleep":
+        time.sleep(int(data.split(b":", 1)[1]) / 1000.0)
+    if what == b"attempt":
+        return {"out": b"attempt=%d" % ctx.attempt}
     if what == b"flaky" and ctx.attempt < 2:
         raise RuntimeError("flaky on attempt %d" % ctx.attempt)
     return {"out": b"ok:" + data}

@@ -45,6 +45,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +54,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -170,6 +172,8 @@ inline constexpr std::size_t kMaxPartBytes = 64;
 // Log and error messages are cut to this, so that even fully escaped they fit in a header.
 inline constexpr std::size_t kMaxMessageBytes = std::size_t{64} << 10;
 inline constexpr std::size_t kReadBufferBytes = std::size_t{64} << 10;
+// The most invocations one invoke_batch frame may carry (announced in ready).
+inline constexpr std::size_t kMaxBatch = 64;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitProtocolError = 2;
 
@@ -336,8 +340,8 @@ class FrameChannel {
                           Quoted(header_text));
     }
     frame.type = type->get<std::string>();
-    if (frame.type != "invoke" && frame.type != "ctx_value" && frame.type != "ctx_done" &&
-        frame.type != "shutdown") {
+    if (frame.type != "invoke" && frame.type != "invoke_batch" && frame.type != "ctx_value" &&
+        frame.type != "ctx_done" && frame.type != "shutdown") {
       throw ProtocolError("bad frame: unknown type " + Quoted(frame.type));
     }
     for (const std::size_t size : BlobSizes(frame)) {
@@ -358,10 +362,7 @@ class FrameChannel {
     const auto size = static_cast<uint32_t>(header_text.size());
     std::string head;
     head.reserve(4 + header_text.size());
-    head.push_back(static_cast<char>(size >> 24));
-    head.push_back(static_cast<char>(size >> 16));
-    head.push_back(static_cast<char>(size >> 8));
-    head.push_back(static_cast<char>(size));
+    for (const int shift : {24, 16, 8, 0}) head.push_back(static_cast<char>(size >> shift));
     head.append(header_text);
     WriteAll(head);
     for (const std::string_view blob : blobs) WriteAll(blob);
@@ -632,6 +633,17 @@ inline std::string ResultHeader(int64_t invocation_id, const Outputs& outputs) {
   return text;
 }
 
+// Unix milliseconds `timeout_ms` from now (saturated rather than overflowing).
+inline int64_t DeadlineAfter(int64_t timeout_ms) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  if (timeout_ms > std::numeric_limits<int64_t>::max() - now) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return now + timeout_ms;
+}
+
 class Worker {
  public:
   Worker(Session& session, Handler& handler) : session_(session), handler_(handler) {}
@@ -640,22 +652,77 @@ class Worker {
     nlohmann::json ready = nlohmann::json::object();
     ready["type"] = "ready";
     ready["protocol"] = kProtocolVersion;
+    ready["batch"] = kMaxBatch;
     session_.Send(ready);
     for (;;) {
       std::optional<Frame> frame = session_.ReadIdle();
       if (!frame || frame->type == "shutdown") return 0;
-      if (frame->type != "invoke") {
+      if (frame->type == "invoke") {
+        Invoke(*frame);
+      } else if (frame->type == "invoke_batch") {
+        InvokeBatch(*frame);
+      } else {
         throw ProtocolError("got a " + frame->type + " frame while no request was open");
       }
-      Invoke(*frame);
     }
   }
 
  private:
-  void Invoke(Frame& frame) {
-    Context context(session_);
-    ParseInvoke(frame, context);
+  // An invocation whose frame has been checked. Its inputs get their data only once the whole
+  // frame has been checked, so that a blob used by one input alone is moved rather than copied.
+  struct ParsedInvocation {
+    std::unique_ptr<Context> context;
+    std::vector<std::size_t> input_blobs;  // the blob index of each input
+    int64_t timeout_ms = 0;                // invoke_batch only
+  };
 
+  void Invoke(Frame& frame) {
+    ParsedInvocation invocation = ParseInvocation(frame.header, "invoke", frame.blobs.size());
+    invocation.context->deadline_ms_ = IntMember(frame.header, "invoke", "deadline_ms");
+    AttachInputData(std::span(&invocation, 1), frame.blobs);
+    Run(*invocation.context);
+  }
+
+  void InvokeBatch(Frame& frame) {
+    const nlohmann::json& entries = Member(frame.header, "invoke_batch", "invocations");
+    if (!entries.is_array()) {
+      throw ProtocolError("invoke_batch frame: \"invocations\" must be an array");
+    }
+    if (entries.size() < 2 || entries.size() > kMaxBatch) {
+      throw ProtocolError("invoke_batch frame: \"invocations\" must hold 2.." +
+                          std::to_string(kMaxBatch) + " invocations, not " +
+                          std::to_string(entries.size()));
+    }
+    // The whole frame is checked before the first invocation runs: a malformed batch ends the
+    // worker without side effects.
+    std::vector<ParsedInvocation> batch;
+    batch.reserve(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const std::string number = std::to_string(i + 1);
+      if (!entries[i].is_object()) {
+        throw ProtocolError("invoke_batch frame: invocation " + number + " is not an object");
+      }
+      const std::string frame_name = "invoke_batch invocation " + number;
+      ParsedInvocation& invocation =
+          batch.emplace_back(ParseInvocation(entries[i], frame_name, frame.blobs.size()));
+      invocation.timeout_ms = IntMember(entries[i], frame_name, "timeout_ms");
+      if (invocation.timeout_ms < 0) {
+        throw ProtocolError(frame_name + " frame: \"timeout_ms\" must not be negative");
+      }
+    }
+    AttachInputData(batch, frame.blobs);
+
+    // An invocation starts when the one before it has its reply, and its deadline counts from
+    // then, as the node measures it. Each reply is written at once, as for an invoke: if a later
+    // invocation crashes or hangs, the node still has the replies before it and blames only that
+    // invocation.
+    for (ParsedInvocation& invocation : batch) {
+      invocation.context->deadline_ms_ = DeadlineAfter(invocation.timeout_ms);
+      Run(*invocation.context);
+    }
+  }
+
+  void Run(Context& context) {
     Outputs outputs;
     std::optional<std::pair<std::string, bool>> failure;  // message, retry
     try {
@@ -692,44 +759,59 @@ class Worker {
     session_.Send(error);
   }
 
-  static void ParseInvoke(Frame& frame, Context& context) {
-    const nlohmann::json& header = frame.header;
-    context.invocation_id_ = IntMember(header, "invoke", "id");
-    context.item_id_ = StringMember(header, "invoke", "item_id");
-    context.stream_ = StringMember(header, "invoke", "stream");
-    const int64_t attempt = IntMember(header, "invoke", "attempt");
+  // An invoke frame's header, or one invocation of an invoke_batch frame (named `frame` in
+  // messages), without the deadline: the two frames give it differently.
+  ParsedInvocation ParseInvocation(const nlohmann::json& header, const std::string& frame,
+                                   std::size_t blob_count) {
+    ParsedInvocation parsed;
+    parsed.context.reset(new Context(session_));  // its constructor is open to Worker only
+    Context& context = *parsed.context;
+    context.invocation_id_ = IntMember(header, frame, "id");
+    context.item_id_ = StringMember(header, frame, "item_id");
+    context.stream_ = StringMember(header, frame, "stream");
+    const int64_t attempt = IntMember(header, frame, "attempt");
     if (attempt < 1 || attempt > std::numeric_limits<int>::max()) {
-      throw ProtocolError("invoke frame: \"attempt\" must be 1 or more");
+      throw ProtocolError(frame + " frame: \"attempt\" must be 1 or more");
     }
     context.attempt_ = static_cast<int>(attempt);
-    context.trace_id_ = StringMember(header, "invoke", "trace_id");
-    context.deadline_ms_ = IntMember(header, "invoke", "deadline_ms");
-    const nlohmann::json& inputs = Member(header, "invoke", "inputs");
-    if (!inputs.is_array()) throw ProtocolError("invoke frame: \"inputs\" must be an array");
+    context.trace_id_ = StringMember(header, frame, "trace_id");
+    const nlohmann::json& inputs = Member(header, frame, "inputs");
+    if (!inputs.is_array()) throw ProtocolError(frame + " frame: \"inputs\" must be an array");
 
-    // A blob used by one input only is moved into it rather than copied.
-    std::vector<int> remaining_uses(frame.blobs.size(), 0);
-    std::vector<std::size_t> blob_of_input;
+    const std::string input_frame = frame + " input";
     std::set<std::string> names;
     for (const nlohmann::json& input : inputs) {
-      if (!input.is_object()) throw ProtocolError("invoke frame: an input is not an object");
-      Input& parsed = context.inputs_.emplace_back();
-      parsed.name = StringMember(input, "invoke input", "name");
-      if (!names.insert(parsed.name).second) {
-        throw ProtocolError("invoke frame: input " + Quoted(parsed.name) + " appears twice");
+      if (!input.is_object()) throw ProtocolError(frame + " frame: an input is not an object");
+      Input& parsed_input = context.inputs_.emplace_back();
+      parsed_input.name = StringMember(input, input_frame, "name");
+      if (!names.insert(parsed_input.name).second) {
+        throw ProtocolError(frame + " frame: input " + Quoted(parsed_input.name) +
+                            " appears twice");
       }
-      parsed.content_type = StringMember(input, "invoke input", "content_type");
-      parsed.channel = StringMember(input, "invoke input", "channel");
-      parsed.key = StringMember(input, "invoke input", "key");
-      blob_of_input.push_back(BlobIndexMember(input, "invoke input", frame.blobs.size()));
-      ++remaining_uses[blob_of_input.back()];
+      parsed_input.content_type = StringMember(input, input_frame, "content_type");
+      parsed_input.channel = StringMember(input, input_frame, "channel");
+      parsed_input.key = StringMember(input, input_frame, "key");
+      parsed.input_blobs.push_back(BlobIndexMember(input, input_frame, blob_count));
     }
-    for (std::size_t i = 0; i < context.inputs_.size(); ++i) {
-      const std::size_t blob = blob_of_input[i];
-      if (--remaining_uses[blob] == 0) {
-        context.inputs_[i].data = std::move(frame.blobs[blob]);
-      } else {
-        context.inputs_[i].data = frame.blobs[blob];
+    return parsed;
+  }
+
+  // Gives every input its blob: moved into the last input that uses it, copied into the others.
+  static void AttachInputData(std::span<ParsedInvocation> invocations,
+                              std::vector<std::string>& blobs) {
+    std::vector<int> remaining_uses(blobs.size(), 0);
+    for (const ParsedInvocation& invocation : invocations) {
+      for (const std::size_t blob : invocation.input_blobs) ++remaining_uses[blob];
+    }
+    for (ParsedInvocation& invocation : invocations) {
+      for (std::size_t i = 0; i < invocation.input_blobs.size(); ++i) {
+        const std::size_t blob = invocation.input_blobs[i];
+        std::string& data = invocation.context->inputs_[i].data;
+        if (--remaining_uses[blob] == 0) {
+          data = std::move(blobs[blob]);
+        } else {
+          data = blobs[blob];
+        }
       }
     }
   }
