@@ -8,7 +8,8 @@
 // the outcome says which happened, so the caller can decide between a retry and the dead-letter
 // channel.
 //
-// Thread-safety: Invoke() and Shutdown() from one thread (the worker's slot); the rest from any.
+// Thread-safety: Invoke(), InvokeBatch() and Shutdown() from one thread (the worker's slot); the
+// rest from any.
 #pragma once
 
 #include <atomic>
