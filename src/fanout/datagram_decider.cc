@@ -1,0 +1,76 @@
+#include "fanout/datagram_decider.h"
+
+#include <algorithm>
+
+namespace edgeflow::fanout {
+
+DatagramDecider::DatagramDecider(uint8_t codec) { ef_stream_state_init(&stream_, codec); }
+
+size_t DatagramDecider::AddConsumer(const ef_consumer_policy& policy) {
+  Consumer& consumer = consumers_.emplace_back();
+  consumer.policy = policy;
+  return consumers_.size() - 1;
+}
+
+void DatagramDecider::SetPolicy(size_t consumer, const ef_consumer_policy& policy) {
+  consumers_[consumer].policy = policy;
+}
+
+void DatagramDecider::Decide(std::span<const uint8_t> datagram) {
+  ++datagrams_;
+  const size_t n = datagram.size() / EF_TS_PACKET_BYTES;
+  if (datagram.empty() || datagram.size() % EF_TS_PACKET_BYTES != 0 ||
+      n > EF_MAX_TS_PER_DATAGRAM) {
+    ++uninspected_;
+    packets_ = 0;
+    for (Consumer& consumer : consumers_) {
+      consumer.mask = 1;  // "everything": Compose sends the datagram as it is
+      ++consumer.counters.datagrams_sent;
+      consumer.counters.bytes_sent += datagram.size();
+    }
+    return;
+  }
+  packets_ = static_cast<uint32_t>(n);
+  for (uint32_t i = 0; i < packets_; ++i) {
+    verdicts_[i] = ef_inspect_ts_packet(&stream_, datagram.data() + i * EF_TS_PACKET_BYTES);
+  }
+  for (Consumer& consumer : consumers_) {
+    consumer.mask = ef_decide_datagram(&consumer.policy, &consumer.state, verdicts_, packets_);
+    ConsumerCounters& counters = consumer.counters;
+    for (uint32_t i = 0; i < packets_; ++i) {
+      const uint8_t klass =
+          verdicts_[i].valid ? verdicts_[i].klass : static_cast<uint8_t>(EF_CLASS_OTHER);
+      if ((consumer.mask & (1u << i)) != 0) {
+        ++counters.sent_packets[klass];
+      } else {
+        ++counters.dropped_packets[klass];
+      }
+    }
+    if (consumer.mask == 0) {
+      ++counters.datagrams_dropped;
+    } else {
+      ++counters.datagrams_sent;
+      counters.bytes_sent += datagram.size();
+    }
+  }
+}
+
+void DatagramDecider::Compose(size_t consumer, std::span<const uint8_t> datagram,
+                              std::vector<uint8_t>* out) const {
+  out->clear();
+  const uint32_t mask = consumers_[consumer].mask;
+  if (mask == 0) return;
+  out->assign(datagram.begin(), datagram.end());
+  for (uint32_t i = 0; i < packets_; ++i) {
+    if ((mask & (1u << i)) != 0) continue;
+    // A null packet: PID 0x1FFF, payload only, stuffing bytes; demuxers skip it.
+    uint8_t* packet = out->data() + i * EF_TS_PACKET_BYTES;
+    std::fill(packet, packet + EF_TS_PACKET_BYTES, 0xFF);
+    packet[0] = EF_TS_SYNC_BYTE;
+    packet[1] = 0x1F;
+    packet[2] = 0xFF;
+    packet[3] = 0x10;
+  }
+}
+
+}  // namespace edgeflow::fanout
