@@ -164,6 +164,7 @@ void FunctionRunner::Stop() {
     if (!started_) return;
     started_ = false;
     stopping_ = true;
+    ready_cv_.notify_all();
     work_cv_.notify_all();
     supervisor_cv_.notify_all();
     // In-flight invocations get a grace period to finish; then their workers are killed (the
@@ -359,7 +360,7 @@ void FunctionRunner::Offer(size_t input_index, const channels::MqttMessage& mess
 }
 
 void FunctionRunner::WakeForReadyLocked() {
-  work_cv_.notify_one();
+  ready_cv_.notify_one();
   // The supervisor adds a worker only when every live one is busy: no wake-up per item otherwise.
   const size_t live = LiveSlotsLocked();
   if (live < spec_.max_workers && ready_.size() > live - busy_slots_) supervisor_cv_.notify_one();
@@ -417,7 +418,7 @@ void FunctionRunner::SupervisorLoop() {
     while (!delayed_.empty() && delayed_.begin()->first <= now) {
       ready_.push_back(std::move(delayed_.begin()->second));
       delayed_.erase(delayed_.begin());
-      work_cv_.notify_one();
+      ready_cv_.notify_one();
     }
     // Scale up: every item waiting should find a worker, up to max_workers.
     const size_t live = LiveSlotsLocked();
@@ -504,7 +505,7 @@ void FunctionRunner::SlotLoop(Slot* slot) {
 
   std::unique_lock lock(mu_);
   while (true) {
-    const bool got = work_cv_.wait_for(lock, options_.idle_timeout,
+    const bool got = ready_cv_.wait_for(lock, options_.idle_timeout,
                                        [this] { return stopping_ || !ready_.empty(); });
     if (stopping_) break;
     if (!got) {

@@ -172,7 +172,10 @@ class FunctionRunner {
   FunctionLog log_;
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;        // ready_ changed or stopping
+  // Idle slots wait on ready_cv_ alone, so that the one wake-up a new item makes goes to a slot
+  // that can take it (not to a slot waiting out a back-off, or to Stop()).
+  std::condition_variable ready_cv_;       // ready_ has items, or stopping
+  std::condition_variable work_cv_;        // a slot or an announcement finished, or stopping
   std::condition_variable supervisor_cv_;  // wake the supervisor
   bool stopping_ = false;                  // GUARDED_BY(mu_)
   bool started_ = false;                   // GUARDED_BY(mu_)
