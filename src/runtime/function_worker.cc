@@ -254,10 +254,6 @@ Status FunctionWorker::ServeContextRequest(const WorkerFrame& request, ContextAc
   return WriteAll(process_->stdin_fd(), EncodeWorkerFrame(std::move(reply)));
 }
 
-InvocationOutcome FunctionWorker::Invoke(const Invocation& invocation, ContextAccess* context) {
-  return std::move(InvokeBatch({&invocation, 1}, {&context, 1}).front());
-}
-
 std::vector<InvocationOutcome> FunctionWorker::InvokeBatch(
     std::span<const Invocation> invocations, std::span<ContextAccess* const> contexts) {
   using Kind = InvocationOutcome::Kind;

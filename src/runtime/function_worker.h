@@ -8,8 +8,8 @@
 // the outcome says which happened, so the caller can decide between a retry and the dead-letter
 // channel.
 //
-// Thread-safety: Invoke(), InvokeBatch() and Shutdown() from one thread (the worker's slot); the
-// rest from any.
+// Thread-safety: InvokeBatch() and Shutdown() from one thread (the worker's slot); the rest from
+// any.
 #pragma once
 
 #include <atomic>
@@ -94,7 +94,6 @@ class FunctionWorker {
   FunctionWorker(const FunctionWorker&) = delete;
   FunctionWorker& operator=(const FunctionWorker&) = delete;
 
-  InvocationOutcome Invoke(const Invocation& invocation, ContextAccess* context);
   // Runs the invocations in order, in one `invoke_batch` frame (at most max_batch() of them; one
   // goes as `invoke`). `contexts[i]` serves the context requests of `invocations[i]`. One outcome
   // per invocation; those after one that left the worker unusable are kNotStarted. Each
@@ -112,7 +111,7 @@ class FunctionWorker {
   const std::string& instance_id() const { return instance_id_; }
   pid_t pid() const { return process_->pid(); }
 
-  // Kills the worker now, from any thread (the node is stopping): an Invoke() in progress
+  // Kills the worker now, from any thread (the node is stopping): an InvokeBatch() in progress
   // returns kWorkerDied.
   void Abort() { process_->Kill(); }
 
