@@ -53,29 +53,8 @@ std::string RandomBytes(size_t size, uint64_t seed) {
   return out;
 }
 
-std::string ErrorField(const HttpResponse& response, const char* field) {
-  const nlohmann::json json = response.Json();
-  if (!json.is_object() || !json.contains("error") || !json["error"].is_object()) return "";
-  return json["error"].value(field, "");
-}
-std::string ErrorCode(const HttpResponse& response) { return ErrorField(response, "code"); }
-std::string ErrorMessage(const HttpResponse& response) { return ErrorField(response, "message"); }
-
-// The messages of `messages` whose correlation data (the item id) is `item_id`.
-std::vector<MqttReceived> ForItem(const std::vector<MqttReceived>& messages,
-                                  const std::string& item_id) {
-  std::vector<MqttReceived> out;
-  for (const MqttReceived& m : messages) {
-    if (m.correlation_data == item_id) out.push_back(m);
-  }
-  return out;
-}
-
-std::string DescribeAll(const std::vector<MqttReceived>& messages) {
-  std::string out = std::to_string(messages.size()) + " message(s):";
-  for (const MqttReceived& m : messages) out += "\n  " + m.Describe();
-  return out;
-}
+std::string ErrorCode(const HttpResponse& response) { return response.ErrorField("code"); }
+std::string ErrorMessage(const HttpResponse& response) { return response.ErrorField("message"); }
 
 // 'R', 'S', 'Z', ... from /proc/<pid>/stat, or 0 if there is no such process.
 char ProcessState(pid_t pid) {

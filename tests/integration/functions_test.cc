@@ -90,27 +90,6 @@ std::string Subst(std::string text, const std::map<std::string, std::string>& va
   return text;
 }
 
-std::string ErrorField(const HttpResponse& response, const char* field) {
-  const nlohmann::json json = response.Json();
-  if (!json.is_object() || !json.contains("error") || !json["error"].is_object()) return "";
-  return json["error"].value(field, "");
-}
-
-std::string DescribeAll(const std::vector<MqttReceived>& messages) {
-  std::string out = std::to_string(messages.size()) + " message(s):";
-  for (const MqttReceived& m : messages) out += "\n  " + m.Describe() + " payload=" + m.payload;
-  return out;
-}
-
-std::vector<MqttReceived> ForItem(const std::vector<MqttReceived>& messages,
-                                  const std::string& item_id) {
-  std::vector<MqttReceived> out;
-  for (const MqttReceived& m : messages) {
-    if (m.correlation_data == item_id) out.push_back(m);
-  }
-  return out;
-}
-
 bool HasItem(const std::vector<MqttReceived>& messages, const std::string& item_id) {
   return !ForItem(messages, item_id).empty();
 }
@@ -873,8 +852,8 @@ functions:
 )";
   EF_ASSERT_OK_AND_ASSIGN(auto r, Deploy(broken, "source=broken.yaml"));
   ASSERT_EQ(r.status, 400) << r.Describe();
-  EXPECT_EQ(ErrorField(r, "code"), "INVALID_ARGUMENT") << r.body;
-  const std::string message = ErrorField(r, "message");
+  EXPECT_EQ(r.ErrorField("code"), "INVALID_ARGUMENT") << r.body;
+  const std::string message = r.ErrorField("message");
   EXPECT_TRUE(Contains(message, "3 problems")) << r.body;
   EXPECT_TRUE(Contains(message, "broken.yaml:8:5: functions.f.colour: unknown key 'colour'"))
       << r.body;
@@ -903,7 +882,7 @@ functions:
       << garbled.body;
   EF_ASSERT_OK_AND_ASSIGN(auto empty, Deploy(""));
   EXPECT_EQ(empty.status, 400) << empty.Describe();
-  EXPECT_TRUE(Contains(ErrorField(empty, "message"), "the spec is empty")) << empty.body;
+  EXPECT_TRUE(Contains(empty.ErrorField("message"), "the spec is empty")) << empty.body;
 
   const fs::path code = CodeDir("upper", {"upper.py"});
   const std::string relative = R"(pipeline: rel
@@ -916,12 +895,12 @@ functions:
 )";
   EF_ASSERT_OK_AND_ASSIGN(auto no_dir, Deploy(relative));
   EXPECT_EQ(no_dir.status, 400) << no_dir.Describe();
-  EXPECT_EQ(ErrorField(no_dir, "code"), "INVALID_ARGUMENT") << no_dir.body;
-  EXPECT_TRUE(Contains(ErrorField(no_dir, "message"), "relative path")) << no_dir.body;
-  EXPECT_TRUE(Contains(ErrorField(no_dir, "message"), "?dir=")) << no_dir.body;
+  EXPECT_EQ(no_dir.ErrorField("code"), "INVALID_ARGUMENT") << no_dir.body;
+  EXPECT_TRUE(Contains(no_dir.ErrorField("message"), "relative path")) << no_dir.body;
+  EXPECT_TRUE(Contains(no_dir.ErrorField("message"), "?dir=")) << no_dir.body;
   EF_ASSERT_OK_AND_ASSIGN(auto relative_dir, Deploy(relative, "dir=somewhere"));
   EXPECT_EQ(relative_dir.status, 400) << relative_dir.Describe();
-  EXPECT_TRUE(Contains(ErrorField(relative_dir, "message"), "absolute")) << relative_dir.body;
+  EXPECT_TRUE(Contains(relative_dir.ErrorField("message"), "absolute")) << relative_dir.body;
 
   const std::string missing_dir = temp_.Sub("no-such-code").string();
   EF_ASSERT_OK_AND_ASSIGN(
@@ -935,12 +914,12 @@ functions:
 )",
                                  {{"$CODE", missing_dir}})));
   EXPECT_EQ(missing.status, 404) << missing.Describe();
-  EXPECT_EQ(ErrorField(missing, "code"), "NOT_FOUND") << missing.body;
-  EXPECT_TRUE(Contains(ErrorField(missing, "message"), missing_dir)) << missing.body;
+  EXPECT_EQ(missing.ErrorField("code"), "NOT_FOUND") << missing.body;
+  EXPECT_TRUE(Contains(missing.ErrorField("message"), missing_dir)) << missing.body;
 
   EF_ASSERT_OK_AND_ASSIGN(auto undeploy, http_->Delete("/v1/pipelines/nope"));
   EXPECT_EQ(undeploy.status, 404) << undeploy.Describe();
-  EXPECT_EQ(ErrorField(undeploy, "code"), "NOT_FOUND") << undeploy.body;
+  EXPECT_EQ(undeploy.ErrorField("code"), "NOT_FOUND") << undeploy.body;
   EF_ASSERT_OK_AND_ASSIGN(auto get, http_->Get("/v1/pipelines/nope"));
   EXPECT_EQ(get.status, 404) << get.Describe();
   EF_ASSERT_OK_AND_ASSIGN(auto logs, http_->Get("/v1/pipelines/nope/functions/f/logs"));

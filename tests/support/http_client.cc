@@ -48,6 +48,12 @@ nlohmann::json HttpResponse::Json() const {
   return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
 }
 
+std::string HttpResponse::ErrorField(std::string_view field) const {
+  const nlohmann::json json = Json();
+  if (!json.is_object() || !json.contains("error") || !json["error"].is_object()) return "";
+  return json["error"].value(std::string(field), "");
+}
+
 std::string HttpResponse::Describe() const {
   std::string text = "HTTP " + std::to_string(status);
   if (body.size() > 500) {

@@ -27,6 +27,8 @@ struct HttpResponse {
   bool HasHeader(std::string_view name) const;
   // The body as JSON; a discarded value (is_discarded()) if it is not JSON.
   nlohmann::json Json() const;
+  // Member `field` of the body's {"error": {...}} ("code", "message", ...); "" if there is none.
+  std::string ErrorField(std::string_view field) const;
   // Status line and body, for failure messages (body cut to 500 bytes).
   std::string Describe() const;
 };

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -266,6 +267,28 @@ std::string MqttReceived::Describe() const {
   if (correlation_data) out += " correlation_data=" + *correlation_data;
   if (message_expiry_seconds) out += " expiry=" + std::to_string(*message_expiry_seconds);
   for (const auto& [key, value] : user_properties) out += " " + key + "=" + value;
+  return out;
+}
+
+std::vector<MqttReceived> ForItem(const std::vector<MqttReceived>& messages,
+                                  const std::string& item_id) {
+  std::vector<MqttReceived> out;
+  for (const MqttReceived& m : messages) {
+    if (m.correlation_data == item_id) out.push_back(m);
+  }
+  return out;
+}
+
+std::string DescribeAll(const std::vector<MqttReceived>& messages) {
+  std::string out = std::to_string(messages.size()) + " message(s):";
+  for (const MqttReceived& m : messages) {
+    out += "\n  " + m.Describe();
+    const bool printable =
+        m.payload.size() <= 200 && std::all_of(m.payload.begin(), m.payload.end(), [](char c) {
+          return c >= 0x20 && c < 0x7F;
+        });
+    if (printable) out += " payload=" + m.payload;
+  }
   return out;
 }
 

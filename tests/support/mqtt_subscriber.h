@@ -56,6 +56,12 @@ struct MqttReceived {
   std::string Describe() const;
 };
 
+// The messages whose correlation data (the item id) is `item_id`.
+std::vector<MqttReceived> ForItem(const std::vector<MqttReceived>& messages,
+                                  const std::string& item_id);
+// Every message, for failure messages; a payload is shown when it is short printable text.
+std::string DescribeAll(const std::vector<MqttReceived>& messages);
+
 struct MqttSubscriberOptions {
   HostPort broker;
   std::vector<std::string> filters;
