@@ -1,7 +1,5 @@
 #include "fanout/datagram_decider.h"
 
-#include <algorithm>
-
 namespace edgeflow::fanout {
 
 DatagramDecider::DatagramDecider(uint8_t codec) { ef_stream_state_init(&stream_, codec); }
@@ -25,8 +23,7 @@ void DatagramDecider::Decide(std::span<const uint8_t> datagram) {
     packets_ = 0;
     for (Consumer& consumer : consumers_) {
       consumer.mask = 1;  // "everything": Compose sends the datagram as it is
-      ++consumer.counters.datagrams_sent;
-      consumer.counters.bytes_sent += datagram.size();
+      ef_count_uninspected(&consumer.counters, datagram.size());
     }
     return;
   }
@@ -36,22 +33,7 @@ void DatagramDecider::Decide(std::span<const uint8_t> datagram) {
   }
   for (Consumer& consumer : consumers_) {
     consumer.mask = ef_decide_datagram(&consumer.policy, &consumer.state, verdicts_, packets_);
-    ConsumerCounters& counters = consumer.counters;
-    for (uint32_t i = 0; i < packets_; ++i) {
-      const uint8_t klass =
-          verdicts_[i].valid ? verdicts_[i].klass : static_cast<uint8_t>(EF_CLASS_OTHER);
-      if ((consumer.mask & (1u << i)) != 0) {
-        ++counters.sent_packets[klass];
-      } else {
-        ++counters.dropped_packets[klass];
-      }
-    }
-    if (consumer.mask == 0) {
-      ++counters.datagrams_dropped;
-    } else {
-      ++counters.datagrams_sent;
-      counters.bytes_sent += datagram.size();
-    }
+    ef_count_decision(&consumer.counters, verdicts_, packets_, consumer.mask);
   }
 }
 
@@ -63,13 +45,11 @@ void DatagramDecider::Compose(size_t consumer, std::span<const uint8_t> datagram
   out->assign(datagram.begin(), datagram.end());
   for (uint32_t i = 0; i < packets_; ++i) {
     if ((mask & (1u << i)) != 0) continue;
-    // A null packet: PID 0x1FFF, payload only, stuffing bytes; demuxers skip it.
     uint8_t* packet = out->data() + i * EF_TS_PACKET_BYTES;
-    std::fill(packet, packet + EF_TS_PACKET_BYTES, 0xFF);
-    packet[0] = EF_TS_SYNC_BYTE;
-    packet[1] = 0x1F;
-    packet[2] = 0xFF;
-    packet[3] = 0x10;
+    packet[0] = EF_NULL_TS_HEADER_0;
+    packet[1] = EF_NULL_TS_HEADER_1;
+    packet[2] = EF_NULL_TS_HEADER_2;
+    packet[3] = EF_NULL_TS_HEADER_3;
   }
 }
 

@@ -10,24 +10,15 @@
 // Thread-compatible.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "fanout/bpf/drop_policy.h"
+#include "fanout/consumer_counters.h"
 #include "fanout/bpf/ts_dpi.h"
 
 namespace edgeflow::fanout {
-
-struct ConsumerCounters {
-  // TS packets sent and not sent, by class (enum ef_class).
-  std::array<uint64_t, EF_CLASS_COUNT> sent_packets{};
-  std::array<uint64_t, EF_CLASS_COUNT> dropped_packets{};
-  uint64_t datagrams_sent = 0;
-  uint64_t datagrams_dropped = 0;
-  uint64_t bytes_sent = 0;
-};
 
 class DatagramDecider {
  public:
@@ -44,11 +35,16 @@ class DatagramDecider {
   // nothing; an uninspected datagram, which goes whole, is 1.
   uint32_t mask(size_t consumer) const { return consumers_[consumer].mask; }
   // What consumer `i` gets of `datagram` (the one last decided): empty when nothing, else the
-  // datagram with null packets (PID 0x1FFF) in place of the TS packets it does not get.
+  // datagram with the TS packets it does not get made null packets (their 4-byte header
+  // rewritten, as the kernel does; see EF_NULL_TS_HEADER_*).
   void Compose(size_t consumer, std::span<const uint8_t> datagram,
                std::vector<uint8_t>* out) const;
 
-  const ConsumerCounters& counters(size_t consumer) const { return consumers_[consumer].counters; }
+  ConsumerCounters counters(size_t consumer) const {
+    ConsumerCounters sum;
+    sum.Add(consumers_[consumer].counters);
+    return sum;
+  }
   uint64_t datagrams() const { return datagrams_; }
   uint64_t uninspected_datagrams() const { return uninspected_; }
   const ef_stream_state& stream() const { return stream_; }
@@ -58,7 +54,7 @@ class DatagramDecider {
     ef_consumer_policy policy{};
     ef_consumer_state state{};
     uint32_t mask = 0;
-    ConsumerCounters counters;
+    ef_consumer_counters counters{};
   };
 
   ef_stream_state stream_{};

@@ -46,8 +46,8 @@ struct ef_consumer_policy {
 
 /* Kept by the data path per consumer. All zero is the right start. */
 struct ef_consumer_state {
-  __u64 credit;   /* the accumulator, in units of 1/keep_den */
-  __s64 balance;  /* frame mode: drops made minus drops decided (< 0: behind the target) */
+  __u64 credit;    /* the accumulator, in units of 1/keep_den */
+  __s64 balance;   /* frame mode: drops made minus drops decided (< 0: behind the target) */
   __u8 frame_keep; /* frame mode: the decision for the current picture (1 until one is made) */
   __u8 tail_drop;  /* frame mode: dropping up to the next reference picture */
   __u8 started;    /* a decision was made since the consumer was added */
@@ -55,7 +55,7 @@ struct ef_consumer_state {
 };
 
 /* One unit: 1 = keep, 0 = drop, exactly keep_num of every keep_den. */
-EF_INLINE int ef_credit_keep(const struct ef_consumer_policy *p, struct ef_consumer_state *c) {
+EF_INLINE int ef_credit_keep(const struct ef_consumer_policy* p, struct ef_consumer_state* c) {
   if (p->keep_den == 0 || p->keep_num >= p->keep_den) return 1;
   c->credit += p->keep_num;
   if (c->credit >= p->keep_den) {
@@ -66,7 +66,7 @@ EF_INLINE int ef_credit_keep(const struct ef_consumer_policy *p, struct ef_consu
 }
 
 /* Frame mode, at the start of a picture: whether the consumer gets it. */
-EF_INLINE int ef_decide_picture(const struct ef_consumer_policy *p, struct ef_consumer_state *c,
+EF_INLINE int ef_decide_picture(const struct ef_consumer_policy* p, struct ef_consumer_state* c,
                                 __u8 klass, __u8 referenced) {
   if (klass != EF_CLASS_DIFFERENTIAL) {
     if (klass == EF_CLASS_REFERENCE) c->tail_drop = 0;
@@ -91,8 +91,8 @@ EF_INLINE int ef_decide_picture(const struct ef_consumer_policy *p, struct ef_co
 /* Decides what of one datagram a consumer gets. v[0..n) are the inspection's verdicts for the
  * datagram's TS packets, in order (n <= EF_MAX_TS_PER_DATAGRAM). Returns a bit mask of the TS
  * packets to send (bit i = packet i); 0 means the datagram is not sent at all. */
-EF_INLINE __u32 ef_decide_datagram(const struct ef_consumer_policy *p, struct ef_consumer_state *c,
-                                   const struct ef_ts_verdict *v, __u32 n) {
+EF_INLINE __u32 ef_decide_datagram(const struct ef_consumer_policy* p, struct ef_consumer_state* c,
+                                   const struct ef_ts_verdict* v, __u32 n) {
   __u32 all = 0;
   for (__u32 i = 0; i < EF_MAX_TS_PER_DATAGRAM; i++) {
     if (i >= n) break;
@@ -123,5 +123,60 @@ EF_INLINE __u32 ef_decide_datagram(const struct ef_consumer_policy *p, struct ef
   if (n == 0) return 0;
   return ef_credit_keep(p, c) ? all : 0;
 }
+
+/* What one consumer was sent and spared, counted the same way in the kernel (per CPU, summed by
+ * the loader) and in userspace. Bytes are TS bytes (EF_TS_PACKET_BYTES per TS packet) by class;
+ * payload_bytes_sent is the UDP payload of the datagrams sent, null packets and uninspected
+ * datagrams included. */
+struct ef_consumer_counters {
+  __u64 sent_packets[EF_CLASS_COUNT]; /* TS packets, by class; invalid ones count as OTHER */
+  __u64 dropped_packets[EF_CLASS_COUNT];
+  __u64 sent_bytes[EF_CLASS_COUNT];
+  __u64 dropped_bytes[EF_CLASS_COUNT];
+  __u64 datagrams_sent;
+  __u64 datagrams_dropped;     /* decided away whole */
+  __u64 uninspected_datagrams; /* of those sent: not TS, forwarded whole */
+  __u64 payload_bytes_sent;
+  __u64 send_errors; /* the copy could not be handed to its interface */
+  __u64 pad;
+};
+
+/* Counts the decision `mask` (ef_decide_datagram's) over an inspected datagram of n TS packets. */
+EF_INLINE void ef_count_decision(struct ef_consumer_counters* c, const struct ef_ts_verdict* v,
+                                 __u32 n, __u32 mask) {
+  for (__u32 i = 0; i < EF_MAX_TS_PER_DATAGRAM; i++) {
+    if (i >= n) break;
+    __u32 klass = v[i].valid ? v[i].klass : (__u32)EF_CLASS_OTHER;
+    if (klass >= EF_CLASS_COUNT) klass = EF_CLASS_OTHER;
+    if (mask & (1u << i)) {
+      c->sent_packets[klass]++;
+      c->sent_bytes[klass] += EF_TS_PACKET_BYTES;
+    } else {
+      c->dropped_packets[klass]++;
+      c->dropped_bytes[klass] += EF_TS_PACKET_BYTES;
+    }
+  }
+  if (mask == 0) {
+    c->datagrams_dropped++;
+  } else {
+    c->datagrams_sent++;
+    c->payload_bytes_sent += (__u64)n * EF_TS_PACKET_BYTES;
+  }
+}
+
+/* Counts a datagram that was not inspected and goes whole. */
+EF_INLINE void ef_count_uninspected(struct ef_consumer_counters* c, __u64 payload_bytes) {
+  c->datagrams_sent++;
+  c->uninspected_datagrams++;
+  c->payload_bytes_sent += payload_bytes;
+}
+
+/* The 4-byte header that turns a TS packet into a null packet (PID 0x1FFF, payload only), which
+ * every demuxer skips: what a consumer gets in place of a TS packet it does not get but that
+ * shares its datagram with ones it does. The rest of the packet is left as it was. */
+#define EF_NULL_TS_HEADER_0 0x47
+#define EF_NULL_TS_HEADER_1 0x1F
+#define EF_NULL_TS_HEADER_2 0xFF
+#define EF_NULL_TS_HEADER_3 0x10
 
 #endif /* EDGEFLOW_FANOUT_BPF_DROP_POLICY_H_ */

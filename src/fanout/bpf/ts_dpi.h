@@ -2,7 +2,8 @@
  * userspace replicator so that both make exactly the same decisions on the same bytes.
  *
  * Written in the subset of C that the BPF verifier accepts: no libc, every loop bounded by a
- * constant, every byte read through an index checked against the packet's 188 bytes. The caller
+ * constant (or, in the kernel, run by bpf_loop), every byte read through an index checked
+ * against the packet's 188 bytes. The caller
  * hands over one TS packet at a time in a 188-byte buffer (the eBPF program copies it out of the
  * skb with bpf_skb_load_bytes; userspace points into the datagram).
  *
@@ -23,6 +24,11 @@
 #define EDGEFLOW_FANOUT_BPF_TS_DPI_H_
 
 #include <linux/types.h>
+#ifdef __bpf__
+#include <linux/bpf.h>
+/* After <linux/bpf.h>: libbpf's helper declarations use its types. */
+#include <bpf/bpf_helpers.h> /* bpf_loop */
+#endif
 
 #define EF_TS_PACKET_BYTES 188
 #define EF_TS_SYNC_BYTE 0x47
@@ -30,6 +36,22 @@
 
 #ifndef EF_INLINE
 #define EF_INLINE static inline __attribute__((always_inline))
+#endif
+
+/* Reads byte i (< EF_TS_PACKET_BYTES, which every caller has checked) of a TS packet buffer.
+ * In the kernel the buffer is EF_TS_BUFFER_BYTES long and the index is masked to 8 bits: clang
+ * keeps the checked index and the one it loads through in different registers, and the verifier,
+ * which tracks bounds per register, would refuse the load. The empty asm makes the compiler forget
+ * the bound, so that it cannot drop the mask as redundant. In userspace the bytes are read as
+ * they are. */
+#define EF_TS_BUFFER_BYTES 256
+#ifdef __bpf__
+EF_INLINE __u8 ef_ts_byte(const __u8* b, __u32 i) {
+  asm volatile("" : "+r"(i));
+  return b[i & (EF_TS_BUFFER_BYTES - 1)];
+}
+#else
+EF_INLINE __u8 ef_ts_byte(const __u8* b, __u32 i) { return b[i]; }
 #endif
 
 /* Classes of TS packets; the numeric values of the first three are FrameClass's (src/ts). */
@@ -59,13 +81,13 @@ struct ef_stream_state {
 
 /* The result for one TS packet. */
 struct ef_ts_verdict {
-  __u8 valid;            /* 0: not a TS packet (no sync byte, or a lying adaptation field) */
-  __u8 klass;            /* enum ef_class */
-  __u8 frame_start;      /* this packet starts a picture */
-  __u8 referenced;       /* the picture may be referenced (meaningful for differential) */
+  __u8 valid;       /* 0: not a TS packet (no sync byte, or a lying adaptation field) */
+  __u8 klass;       /* enum ef_class */
+  __u8 frame_start; /* this packet starts a picture */
+  __u8 referenced;  /* the picture may be referenced (meaningful for differential) */
 };
 
-EF_INLINE void ef_stream_state_init(struct ef_stream_state *s, __u8 codec) {
+EF_INLINE void ef_stream_state_init(struct ef_stream_state* s, __u8 codec) {
   s->frame_seq = 0;
   s->video_pid = EF_PID_UNKNOWN;
   s->codec = codec;
@@ -74,143 +96,214 @@ EF_INLINE void ef_stream_state_init(struct ef_stream_state *s, __u8 codec) {
   s->pad[0] = s->pad[1] = s->pad[2] = 0;
 }
 
-/* Exp-Golomb ue(v) from b[*pos..limit), bit by bit, skipping emulation-prevention bytes
- * (00 00 03). Returns -1 when the bytes run out or the code is longer than 31 bits. */
-struct ef_bit_cursor {
-  __u32 pos;   /* byte index of the next byte to load */
-  __u32 bit;   /* bits of `cur` consumed, 8 = load the next byte */
-  __u32 zeros; /* zero bytes just before pos (for emulation prevention) */
-  __u32 cur;
-};
-
-EF_INLINE int ef_next_bit(const __u8 *b, __u32 limit, struct ef_bit_cursor *c) {
-  if (c->bit >= 8) {
-    if (c->zeros >= 2 && c->pos < limit && c->pos < EF_TS_PACKET_BYTES && b[c->pos] == 3) {
-      c->pos++;
-      c->zeros = 0;
+/* The first bytes of a NAL unit's payload (from b[pos]) as one 64-bit word, most significant bit
+ * first, without the emulation-prevention bytes (the 03 of 00 00 03). Returns how many bits the
+ * word holds (0..64): fewer when the TS packet ends first.
+ *
+ * A word rather than a bit-by-bit reader because the verifier walks every path of a loop within
+ * a loop, and bit-by-bit Exp-Golomb reading is such a loop; 64 bits are enough for what is read
+ * from it: a slice's first_mb_in_slice (at most 139,264 macroblocks in a level 6.2 picture: a
+ * 35-bit code) followed by its slice_type (at most 7 bits). */
+EF_INLINE __u32 ef_rbsp_word(const __u8* b, __u32 pos, __u64* word) {
+  __u32 bits = 0;
+  __u32 zeros = 0;
+  *word = 0;
+  /* Eight bytes and at most four emulation-prevention bytes among them. */
+  for (int k = 0; k < 12; k++) {
+    if (bits >= 64 || pos >= EF_TS_PACKET_BYTES) break;
+    __u8 byte = ef_ts_byte(b, pos);
+    pos++;
+    if (zeros >= 2 && byte == 3) {
+      zeros = 0;
+      continue;
     }
-    if (c->pos >= limit || c->pos >= EF_TS_PACKET_BYTES) return -1;
-    c->cur = b[c->pos];
-    c->pos++;
-    c->zeros = c->cur == 0 ? c->zeros + 1 : 0;
-    c->bit = 0;
+    zeros = byte == 0 ? zeros + 1 : 0;
+    *word = (*word << 8) | byte;
+    bits += 8;
   }
-  int value = (int)((c->cur >> (7 - c->bit)) & 1);
-  c->bit++;
-  return value;
+  if (bits < 64) *word <<= 64 - bits; /* left-aligned */
+  return bits;
 }
 
-EF_INLINE long ef_read_ue(const __u8 *b, __u32 limit, struct ef_bit_cursor *c) {
-  __u32 zeros = 0;
-  int bit;
-  for (int i = 0; i < 32; i++) {
-    bit = ef_next_bit(b, limit, c);
-    if (bit < 0) return -1;
-    if (bit == 1) break;
-    zeros++;
-  }
+/* Leading zero bits of x, which is not 0. Without a branch: the verifier follows each branch on
+ * a value it can tell apart, and a branchy count would multiply the paths it walks by 64 per
+ * Exp-Golomb code (BPF has no count-leading-zeros instruction). The highest set bit is isolated,
+ * and a de Bruijn multiplication maps each power of two to a distinct 6-bit index of this table,
+ * which gives the bit's position. */
+#define EF_DE_BRUIJN_64 0x022FDD63CC95386DULL
+static const __u8 ef_power_of_two_bit[64] = {
+    0,  1,  2,  53, 3,  7,  54, 27, 4,  38, 41, 8,  34, 55, 48, 28, 62, 5,  39, 46, 44, 42,
+    22, 9,  24, 35, 59, 56, 49, 18, 29, 11, 63, 52, 6,  26, 37, 40, 33, 47, 61, 45, 43, 21,
+    23, 58, 17, 10, 51, 25, 36, 32, 60, 20, 57, 16, 50, 31, 19, 15, 30, 14, 13, 12};
+
+EF_INLINE __u32 ef_leading_zeros(__u64 x) {
+  x |= x >> 1;
+  x |= x >> 2;
+  x |= x >> 4;
+  x |= x >> 8;
+  x |= x >> 16;
+  x |= x >> 32;
+  __u64 highest = x ^ (x >> 1);
+  return 63 - ef_power_of_two_bit[(highest * EF_DE_BRUIJN_64) >> 58];
+}
+
+/* Exp-Golomb ue(v) at bit *used of a word of `bits` bits (ef_rbsp_word's); advances *used.
+ * Returns -1 when the code runs past the bits or has more than 31 leading zeros. */
+EF_INLINE long ef_read_ue(__u64 word, __u32 bits, __u32* used) {
+  if (*used >= 64) return -1;
+  __u64 x = word << *used;
+  if (x == 0) return -1;
+  __u32 zeros = ef_leading_zeros(x);
   if (zeros > 31) return -1;
-  __u64 value = 0;
-  for (int i = 0; i < 31; i++) {
-    if ((__u32)i >= zeros) break;
-    bit = ef_next_bit(b, limit, c);
-    if (bit < 0) return -1;
-    value = (value << 1) | (__u64)bit;
+  __u32 length = 2 * zeros + 1; /* the zeros, the 1, as many bits of value */
+  if (*used + length > bits) return -1;
+  *used += length;
+  return (long)((x >> (64 - length)) - 1); /* 1xxx (the code without its zeros) - 1 */
+}
+
+/* The slice_type of an H.264 slice whose header starts at b[pos] (after the NAL unit header):
+ * first_mb_in_slice and slice_type are its first two fields. -1 when they are cut short. */
+EF_INLINE long ef_h264_slice_type(const __u8* b, __u32 pos) {
+  __u64 word;
+  __u32 bits = ef_rbsp_word(b, pos, &word);
+  __u32 used = 0;
+  long first_mb = ef_read_ue(word, bits, &used);
+  return first_mb < 0 ? -1 : ef_read_ue(word, bits, &used);
+}
+
+/* The eBPF program defines this to call ef_h264_slice_type through a global function, which the
+ * verifier checks once on its own instead of once for every way the NAL unit search reaches it
+ * (the reading loop is most of the verifier's work). */
+#ifndef EF_H264_SLICE_TYPE
+#define EF_H264_SLICE_TYPE(b, pos) ef_h264_slice_type(b, pos)
+#endif
+
+/* The search for a picture's first slice: what ef_scan_nal_at needs and what it found. */
+struct ef_picture_scan {
+  const __u8* b;
+  struct ef_stream_state* s;
+  __u32 es_start;
+  __u8 intra_delimiter; /* an access unit delimiter said the picture is intra-only */
+  __u8 decided;         /* the class was set from a slice (or the codec is not known yet) */
+  __u8 pad[2];
+};
+
+/* Looks for a NAL unit start code at es_start + k; returns 1 when the search is over.
+ *
+ * A loop body of its own because in the kernel the search runs under bpf_loop, so that the
+ * verifier checks this body once for any position instead of once per position it could be at:
+ * per position it would walk the slice header reading 185 times over. Userspace calls it in a
+ * plain loop. */
+static long ef_scan_nal_at(__u64 k, void* ctx) {
+  struct ef_picture_scan* scan = (struct ef_picture_scan*)ctx;
+  const __u8* b = scan->b;
+  struct ef_stream_state* s = scan->s;
+  __u32 i = scan->es_start + (__u32)k;
+  if (i + 3 >= EF_TS_PACKET_BYTES) return 1;
+  if (ef_ts_byte(b, i) != 0 || ef_ts_byte(b, i + 1) != 0 || ef_ts_byte(b, i + 2) != 1) return 0;
+  __u32 nal = i + 3;
+  __u8 h0 = ef_ts_byte(b, nal);
+  __u8 codec = s->codec;
+  if (codec == EF_CODEC_AUTO) {
+    /* The first NAL unit of an access unit is normally its delimiter: H.264 type 9 (0x09),
+     * H.265 type 35 (0x46 0x01). Anything else leaves the codec to be learned later. */
+    if ((h0 & 0x1F) == 9 && (h0 & 0x80) == 0) {
+      codec = EF_CODEC_H264;
+    } else if (((h0 >> 1) & 0x3F) == 35) {
+      codec = EF_CODEC_H265;
+    } else {
+      scan->decided = 1;
+      return 1;
+    }
+    s->codec = codec;
   }
-  return (long)(((__u64)1 << zeros) - 1 + value);
+  if (codec == EF_CODEC_H264) {
+    __u8 type = h0 & 0x1F;
+    if (type == 9) {
+      if (nal + 1 < EF_TS_PACKET_BYTES) {
+        __u8 primary = ef_ts_byte(b, nal + 1) >> 5;
+        if (primary == 0 || primary == 3 || primary == 5) scan->intra_delimiter = 1;
+      }
+    } else if (type == 1 || type == 2 || type == 5) {
+      long slice_type = EF_H264_SLICE_TYPE(b, nal + 1);
+      if (type == 5) {
+        s->frame_class = EF_CLASS_REFERENCE;
+      } else if (slice_type < 0 || slice_type > 9) {
+        return 1; /* cut short or damaged (slice_type is 0..9): decided from the flags */
+      } else {
+        __u32 t = (__u32)slice_type % 5; /* 0..9 here; unsigned: BPF has no signed modulo */
+        s->frame_class = (t == 2 || t == 4) ? EF_CLASS_REFERENCE : EF_CLASS_DIFFERENTIAL;
+      }
+      s->frame_referenced = ((h0 >> 5) & 0x3) != 0;
+      scan->decided = 1;
+      return 1;
+    }
+    return 0;
+  }
+  if (nal + 1 >= EF_TS_PACKET_BYTES) return 1; /* a NAL unit header is two bytes */
+  __u8 type = (h0 >> 1) & 0x3F;
+  if (type <= 9) {
+    s->frame_class = EF_CLASS_DIFFERENTIAL;
+    s->frame_referenced = type % 2 == 1;
+    scan->decided = 1;
+    return 1;
+  }
+  if (type >= 16 && type <= 23) {
+    s->frame_class = EF_CLASS_REFERENCE;
+    scan->decided = 1;
+    return 1;
+  }
+  if (type == 35 && nal + 2 < EF_TS_PACKET_BYTES && (ef_ts_byte(b, nal + 2) >> 5) == 0) {
+    scan->intra_delimiter = 1;
+  }
+  return 0;
 }
 
 /* Classifies the picture whose elementary stream starts at es_start in the TS packet `b` (the
  * rest of the packet is what is at hand). Sets s->frame_class / s->frame_referenced; leaves the
  * class UNKNOWN when no slice and no intra-only delimiter are in sight. */
-EF_INLINE void ef_classify_picture(struct ef_stream_state *s, const __u8 *b, __u32 es_start) {
-  __u8 intra_delimiter = 0;
+EF_INLINE void ef_classify_picture(struct ef_stream_state* s, const __u8* b, __u32 es_start) {
   s->frame_class = EF_CLASS_UNKNOWN;
   s->frame_referenced = 1;
-  for (__u32 i = es_start; i + 3 < EF_TS_PACKET_BYTES; i++) {
-    if (b[i] != 0 || b[i + 1] != 0 || b[i + 2] != 1) continue;
-    __u32 nal = i + 3;
-    __u8 h0 = b[nal];
-    __u8 codec = s->codec;
-    if (codec == EF_CODEC_AUTO) {
-      /* The first NAL unit of an access unit is normally its delimiter: H.264 type 9 (0x09),
-       * H.265 type 35 (0x46 0x01). Anything else leaves the codec to be learned later. */
-      if ((h0 & 0x1F) == 9 && (h0 & 0x80) == 0) {
-        codec = EF_CODEC_H264;
-      } else if (((h0 >> 1) & 0x3F) == 35) {
-        codec = EF_CODEC_H265;
-      } else {
-        return;
-      }
-      s->codec = codec;
-    }
-    if (codec == EF_CODEC_H264) {
-      __u8 type = h0 & 0x1F;
-      if (type == 9) {
-        if (nal + 1 < EF_TS_PACKET_BYTES) {
-          __u8 primary = b[nal + 1] >> 5;
-          if (primary == 0 || primary == 3 || primary == 5) intra_delimiter = 1;
-        }
-      } else if (type == 1 || type == 2 || type == 5) {
-        struct ef_bit_cursor c = {nal + 1, 8, 0, 0};
-        long first_mb = ef_read_ue(b, EF_TS_PACKET_BYTES, &c);
-        long slice_type = first_mb < 0 ? -1 : ef_read_ue(b, EF_TS_PACKET_BYTES, &c);
-        if (type == 5) {
-          s->frame_class = EF_CLASS_REFERENCE;
-        } else if (slice_type < 0 || slice_type > 9) {
-          break; /* cut short or damaged (slice_type is 0..9): decided below from the flags */
-        } else {
-          long t = slice_type % 5;
-          s->frame_class = (t == 2 || t == 4) ? EF_CLASS_REFERENCE : EF_CLASS_DIFFERENTIAL;
-        }
-        s->frame_referenced = ((h0 >> 5) & 0x3) != 0;
-        return;
-      }
-    } else {
-      if (nal + 1 >= EF_TS_PACKET_BYTES) break; /* a NAL unit header is two bytes */
-      __u8 type = (h0 >> 1) & 0x3F;
-      if (type <= 9) {
-        s->frame_class = EF_CLASS_DIFFERENTIAL;
-        s->frame_referenced = type % 2 == 1;
-        return;
-      }
-      if (type >= 16 && type <= 23) {
-        s->frame_class = EF_CLASS_REFERENCE;
-        return;
-      }
-      if (type == 35 && nal + 2 < EF_TS_PACKET_BYTES && (b[nal + 2] >> 5) == 0) {
-        intra_delimiter = 1;
-      }
-    }
+  if (es_start + 3 >= EF_TS_PACKET_BYTES) return;
+  struct ef_picture_scan scan = {b, s, es_start, 0, 0, {0, 0}};
+  __u32 positions = EF_TS_PACKET_BYTES - 3 - es_start;
+#ifdef __bpf__
+  bpf_loop(positions, ef_scan_nal_at, &scan, 0);
+#else
+  for (__u32 k = 0; k < positions; k++) {
+    if (ef_scan_nal_at(k, &scan)) break;
   }
-  if (intra_delimiter) s->frame_class = EF_CLASS_REFERENCE;
+#endif
+  if (!scan.decided && scan.intra_delimiter) s->frame_class = EF_CLASS_REFERENCE;
 }
 
 /* Inspects one TS packet (`b`, EF_TS_PACKET_BYTES bytes) of the stream. */
-EF_INLINE struct ef_ts_verdict ef_inspect_ts_packet(struct ef_stream_state *s, const __u8 *b) {
+EF_INLINE struct ef_ts_verdict ef_inspect_ts_packet(struct ef_stream_state* s, const __u8* b) {
   struct ef_ts_verdict v = {0, EF_CLASS_OTHER, 0, 1};
-  if (b[0] != EF_TS_SYNC_BYTE) return v;
-  __u16 pid = (__u16)(((b[1] & 0x1F) << 8) | b[2]);
-  __u8 pusi = (b[1] & 0x40) != 0;
-  __u8 afc = (b[3] >> 4) & 0x3;
+  if (ef_ts_byte(b, 0) != EF_TS_SYNC_BYTE) return v;
+  __u16 pid = (__u16)(((ef_ts_byte(b, 1) & 0x1F) << 8) | ef_ts_byte(b, 2));
+  __u8 pusi = (ef_ts_byte(b, 1) & 0x40) != 0;
+  __u8 afc = (ef_ts_byte(b, 3) >> 4) & 0x3;
   if (afc == 0) return v;
   __u32 payload = 4;
   __u8 random_access = 0;
   if (afc & 0x2) {
-    __u32 length = b[4];
+    __u32 length = ef_ts_byte(b, 4);
     if (5 + length > EF_TS_PACKET_BYTES) return v;
-    if (length > 0) random_access = (b[5] & 0x40) != 0;
+    if (length > 0) random_access = (ef_ts_byte(b, 5) & 0x40) != 0;
     payload = 5 + length;
   }
   v.valid = 1;
   if (!(afc & 0x1)) payload = EF_TS_PACKET_BYTES; /* adaptation only: no payload */
   /* A video PES starts here: 00 00 01, stream_id 0xE0..0xEF, the optional header's '10' bits. */
-  if (pusi && payload + 9 <= EF_TS_PACKET_BYTES && b[payload] == 0 && b[payload + 1] == 0 &&
-      b[payload + 2] == 1 && (b[payload + 3] & 0xF0) == 0xE0 && (b[payload + 6] & 0xC0) == 0x80) {
+  if (pusi && payload + 9 <= EF_TS_PACKET_BYTES && ef_ts_byte(b, payload) == 0 &&
+      ef_ts_byte(b, payload + 1) == 0 && ef_ts_byte(b, payload + 2) == 1 &&
+      (ef_ts_byte(b, payload + 3) & 0xF0) == 0xE0 && (ef_ts_byte(b, payload + 6) & 0xC0) == 0x80) {
     if (s->video_pid == EF_PID_UNKNOWN) s->video_pid = pid;
     if (pid == s->video_pid) {
       s->frame_seq++;
-      __u32 es_start = payload + 9 + b[payload + 8];
+      __u32 es_start = payload + 9 + ef_ts_byte(b, payload + 8);
       ef_classify_picture(s, b, es_start);
       if (s->frame_class == EF_CLASS_UNKNOWN && random_access) {
         s->frame_class = EF_CLASS_REFERENCE;
