@@ -81,7 +81,8 @@ HttpHandlers::HttpHandlers(const HttpServerConfig& config, kv::Store* store,
       registry_(registry),
       node_info_(std::move(node_info)),
       channel_handlers_(channels),
-      function_handlers_(channels.pipelines) {}
+      function_handlers_(channels.pipelines),
+      stream_handlers_(channels.fanout) {}
 
 HttpResponse HttpHandlers::Handle(HttpRequest& req, const RouteMatch& match) {
   try {
@@ -117,6 +118,11 @@ HttpResponse HttpHandlers::Handle(HttpRequest& req, const RouteMatch& match) {
       case HttpRoute::kFunctionLogs:
       case HttpRoute::kFunctionList:
         return function_handlers_.Handle(req, match);
+      case HttpRoute::kStreamList:
+      case HttpRoute::kStream:
+      case HttpRoute::kStreamConsumers:
+      case HttpRoute::kStreamConsumer:
+        return stream_handlers_.Handle(req, match);
       case HttpRoute::kWatch:
       case HttpRoute::kUnknown:
         break;

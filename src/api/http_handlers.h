@@ -10,6 +10,7 @@
 #include "api/http_response.h"
 #include "api/http_router.h"
 #include "api/http_server.h"
+#include "api/http_stream_handlers.h"
 
 namespace edgeflow::api {
 
@@ -43,6 +44,7 @@ class HttpHandlers {
   NodeInfoProvider node_info_;
   HttpChannelHandlers channel_handlers_;
   HttpFunctionHandlers function_handlers_;
+  HttpStreamHandlers stream_handlers_;
 };
 
 }  // namespace edgeflow::api

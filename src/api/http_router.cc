@@ -11,6 +11,7 @@ constexpr std::string_view kGetOnly = "GET";
 constexpr std::string_view kPostOnly = "POST";
 constexpr std::string_view kListAndCreate = "GET, HEAD, POST";
 constexpr std::string_view kReadAndDelete = "GET, HEAD, DELETE";
+constexpr std::string_view kReadReplaceAndDelete = "GET, HEAD, PUT, DELETE";
 constexpr std::string_view kPublishSuffix = "/publish";
 
 bool Allows(HttpRoute route, HttpMethod method) {
@@ -24,11 +25,18 @@ bool Allows(HttpRoute route, HttpMethod method) {
     case HttpRoute::kFunctionList:
       return method == HttpMethod::kGet || method == HttpMethod::kHead;
     case HttpRoute::kPipelineList:
+    case HttpRoute::kStreamList:
       return method == HttpMethod::kGet || method == HttpMethod::kHead ||
              method == HttpMethod::kPost;
     case HttpRoute::kPipeline:
+    case HttpRoute::kStream:
       return method == HttpMethod::kGet || method == HttpMethod::kHead ||
              method == HttpMethod::kDelete;
+    case HttpRoute::kStreamConsumers:
+      return method == HttpMethod::kPost;
+    case HttpRoute::kStreamConsumer:
+      return method == HttpMethod::kGet || method == HttpMethod::kHead ||
+             method == HttpMethod::kPut || method == HttpMethod::kDelete;
     case HttpRoute::kFunctionLogs:
       return method == HttpMethod::kGet;
     case HttpRoute::kChannelPublish:
@@ -50,11 +58,16 @@ std::string_view AllowHeader(HttpRoute route) {
     case HttpRoute::kWatch:
       return kGetOnly;
     case HttpRoute::kChannelPublish:
+    case HttpRoute::kStreamConsumers:
       return kPostOnly;
     case HttpRoute::kPipelineList:
+    case HttpRoute::kStreamList:
       return kListAndCreate;
     case HttpRoute::kPipeline:
+    case HttpRoute::kStream:
       return kReadAndDelete;
+    case HttpRoute::kStreamConsumer:
+      return kReadReplaceAndDelete;
     case HttpRoute::kFunctionLogs:
       return kGetOnly;
     default:
@@ -73,7 +86,38 @@ Status NotFound(std::string_view path) {
   return Status::NotFound("no resource at '" + shown +
                           "' (try /v1/kv/{ns}/{key}, /v1/kv/{ns}, /v1/watch/{ns}, "
                           "/v1/channels, /v1/channels/{channel}/publish, /v1/pipelines, "
-                          "/v1/functions, /v1/node, /healthz, /metrics)");
+                          "/v1/functions, /v1/streams, /v1/node, /healthz, /metrics)");
+}
+
+// One path segment, decoded; NotFound (for `path`) when it is empty.
+Result<std::string> DecodeSegment(std::string_view segment, std::string_view path) {
+  if (segment.empty()) return Error(NotFound(path));
+  return PercentDecode(segment, /*plus_as_space=*/false);
+}
+
+// {s}, {s}/consumers or {s}/consumers/{c}: what follows "/v1/streams/".
+Status MatchStreamPath(std::string_view rest, std::string_view path, RouteMatch* match) {
+  const size_t slash = rest.find('/');
+  auto stream = DecodeSegment(rest.substr(0, slash), path);
+  if (!stream) return stream.error();
+  match->stream = std::move(*stream);
+  if (slash == std::string_view::npos) {
+    match->route = HttpRoute::kStream;
+    return Status::Ok();
+  }
+  std::string_view tail = rest.substr(slash);
+  if (tail == "/consumers" || tail == "/consumers/") {
+    match->route = HttpRoute::kStreamConsumers;
+    return Status::Ok();
+  }
+  if (!ConsumePrefix(&tail, "/consumers/") || tail.find('/') != std::string_view::npos) {
+    return NotFound(path);
+  }
+  auto consumer = DecodeSegment(tail, path);
+  if (!consumer) return consumer.error();
+  match->consumer = std::move(*consumer);
+  match->route = HttpRoute::kStreamConsumer;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -133,6 +177,14 @@ std::string_view HttpRouteName(HttpRoute route) {
       return "function_logs";
     case HttpRoute::kFunctionList:
       return "function_list";
+    case HttpRoute::kStreamList:
+      return "stream_list";
+    case HttpRoute::kStream:
+      return "stream";
+    case HttpRoute::kStreamConsumers:
+      return "stream_consumers";
+    case HttpRoute::kStreamConsumer:
+      return "stream_consumer";
     case HttpRoute::kUnknown:
       return "unknown";
   }
@@ -187,6 +239,10 @@ Result<RouteMatch> MatchRoute(HttpMethod method, std::string_view target) {
     match.route = HttpRoute::kPipelineList;
   } else if (path == "/v1/functions" || path == "/v1/functions/") {
     match.route = HttpRoute::kFunctionList;
+  } else if (path == "/v1/streams" || path == "/v1/streams/") {
+    match.route = HttpRoute::kStreamList;
+  } else if (std::string_view rest5 = path; ConsumePrefix(&rest5, "/v1/streams/")) {
+    if (Status s = MatchStreamPath(rest5, path, &match); !s.ok()) return Error(std::move(s));
   } else if (std::string_view rest4 = path; ConsumePrefix(&rest4, "/v1/pipelines/")) {
     // {p} or {p}/functions/{f}/logs; names are single segments.
     const size_t slash = rest4.find('/');

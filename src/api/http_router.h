@@ -14,12 +14,16 @@
 //   /v1/pipelines/{p}         GET HEAD DELETE     (one pipeline; DELETE undeploys it)
 //   /v1/pipelines/{p}/functions/{f}/logs  GET     (a function's recent log)
 //   /v1/functions             GET HEAD            (every deployed function, with its figures)
+//   /v1/streams               GET HEAD POST       (fan-out streams; POST adds one)
+//   /v1/streams/{s}           GET HEAD DELETE     (one stream's status; DELETE removes it)
+//   /v1/streams/{s}/consumers POST                (adds a consumer to the stream)
+//   /v1/streams/{s}/consumers/{c}  GET HEAD PUT DELETE  (one consumer; PUT sets its need)
 //
 // {ns} is one percent-decoded path segment; {key...} is the whole rest of the path, decoded, so a
 // key may contain '/' (written as is or as %2F). Dot segments are not special: keys are opaque.
 // {ch...} is a channel name, which may contain '/'; a path ending in "/publish" is the publish
 // resource of the channel before it (so channel "a/publish" publishes at
-// /v1/channels/a/publish/publish).
+// /v1/channels/a/publish/publish). {s} and {c} are single segments (stream and consumer names).
 #pragma once
 
 #include <array>
@@ -48,9 +52,13 @@ enum class HttpRoute {
   kPipeline,
   kFunctionLogs,
   kFunctionList,
+  kStreamList,
+  kStream,
+  kStreamConsumers,
+  kStreamConsumer,
   kUnknown
 };
-inline constexpr size_t kHttpRouteCount = 14;
+inline constexpr size_t kHttpRouteCount = 18;
 
 HttpMethod ParseHttpMethod(std::string_view name);   // case-sensitive, as HTTP methods are
 std::string_view HttpMethodName(HttpMethod method);  // "GET", ..., "OTHER"
@@ -63,6 +71,8 @@ struct RouteMatch {
   std::string channel;     // decoded; may be an invalid channel name (checked by the handler)
   std::string pipeline;    // decoded pipeline name (checked by the handler)
   std::string function;    // decoded function name (checked by the handler)
+  std::string stream;      // decoded fan-out stream name (checked by the service)
+  std::string consumer;    // decoded consumer name (checked by the service)
   std::string_view query;  // raw query string, a view into the target passed to MatchRoute
   bool method_allowed = true;
   std::string_view allow;  // the methods the resource supports, for a 405's Allow header

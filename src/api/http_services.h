@@ -6,12 +6,17 @@
 #include "channels/channel_publisher.h"
 #include "runtime/pipeline_manager.h"
 
+namespace edgeflow::fanout {
+class FanoutService;
+}
+
 namespace edgeflow::api {
 
 struct HttpServices {
   channels::ChannelPublisher* publisher = nullptr;     // channels
   const channels::ChannelMonitor* monitor = nullptr;   // channels
   runtime::PipelineManager* pipelines = nullptr;       // edge functions
+  fanout::FanoutService* fanout = nullptr;             // stream fan-out
 };
 
 }  // namespace edgeflow::api

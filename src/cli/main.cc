@@ -1,5 +1,5 @@
-// edgeflow: command-line client of edgeflowd (EKV, channels and edge functions over the HTTP API;
-// subscriptions straight from the node's MQTT broker).
+// edgeflow: command-line client of edgeflowd (EKV, channels, edge functions and the stream fan-out
+// over the HTTP API; subscriptions straight from the node's MQTT broker).
 //
 //   edgeflow [--server URL] kv put NS KEY [VALUE|-] [-f FILE] [--ttl T] [--content-type T]
 //                                 [--if-version V] [--if-absent]
@@ -15,6 +15,16 @@
 //   edgeflow deploy SPEC.yaml [--json]         edgeflow undeploy PIPELINE
 //   edgeflow ps [--json]                       edgeflow logs [PIPELINE/]FUNCTION [-n N] [-f] [-W S]
 //   edgeflow node | health | --version
+//   edgeflow sensor --ts FILE --to HOST:PORT --id ID [--loop [N]] [--duration S] [--speed X]
+//                   [--keep 1/2] [--mode frame|packet] [--mqtt HOST:PORT] [--tenant T]
+//                   [--no-control] [--report-interval S] [--json]
+//   edgeflow stream add NAME --listen IP:PORT [--interface IF] [--codec auto|h264|h265] [--json]
+//   edgeflow stream rm NAME                    edgeflow stream ls [--json]
+//   edgeflow stream stats NAME [--json] [-w SECONDS]
+//   edgeflow consumer add STREAM NAME --to IP:PORT [--interface IF] [--mac M] [--keep 1/2]
+//                         [--mode frame|packet] [--json]
+//   edgeflow consumer rm STREAM NAME
+//   edgeflow policy set STREAM CONSUMER [--keep 1/4] [--mode frame|packet] [--json]
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +35,8 @@
 #include "cli/channel_commands.h"
 #include "cli/cli_commands.h"
 #include "cli/function_commands.h"
+#include "cli/sensor_command.h"
+#include "cli/stream_commands.h"
 #include "client/edge_client.h"
 #include "client/server_url.h"
 
@@ -183,6 +195,121 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 86400.0 * 365));
   logs->add_flag("--json", logs_args.json, "Print one JSON object per line");
 
+  edgeflow::cli::SensorArgs sensor_args;
+  auto* sensor = app.add_subcommand(
+      "sensor", "Send a recorded MPEG-TS file to the edge over UDP at its real-time rate, at the "
+                "quality the edge asks for on the sensor's control channel");
+  sensor->add_option("--ts", sensor_args.ts_file, "The MPEG-TS file to send")->required();
+  sensor->add_option("--to", sensor_args.to, "Where to send it: HOST:PORT (UDP)")->required();
+  sensor->add_option("--id", sensor_args.id,
+                     "The sensor's id: its control channel is _fanout/ID/quality, its reports "
+                     "go to _fanout/ID/report")
+      ->required();
+  auto* loop_option = sensor->add_option(
+      "--loop", sensor_args.loop_count,
+      "Send the file N times, or until stopped when N is not given");
+  loop_option->expected(0, 1)->type_name("[N]");
+  sensor->add_option("--duration", sensor_args.duration_seconds, "Stop after this many seconds")
+      ->check(CLI::Range(0.0, 86400.0 * 365));
+  sensor->add_option("--speed", sensor_args.speed,
+                     "1 = the file's real-time rate (from its PCR), 2 = twice as fast, 0 = as "
+                     "fast as possible")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
+  sensor->add_option("--keep", sensor_args.keep,
+                     "Differential data kept until the control channel says otherwise: num/den "
+                     "or a number in [0,1]")
+      ->capture_default_str();
+  sensor->add_option("--mode", sensor_args.mode,
+                     "frame (drop whole pictures, the rest decodes) or packet (whole datagrams)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"frame", "packet"}));
+  sensor->add_option("--mqtt", sensor_args.mqtt,
+                     "The broker of the control channel, HOST:PORT (default: the node's)");
+  sensor->add_option("--tenant", sensor_args.tenant,
+                     "Tenant of the control channel (default: the node's, or 'default')");
+  sensor->add_flag("!--no-control", sensor_args.control,
+                   "No control channel and no reports over MQTT: send at --keep throughout");
+  sensor->add_option("--report-interval", sensor_args.report_interval_seconds,
+                     "Seconds between reports")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  sensor->add_flag("--json", sensor_args.json, "Print each report as a JSON line on stdout");
+
+  // The stream fan-out: streams, their consumers and what each consumer needs.
+  auto* stream = app.add_subcommand("stream", "Manage the node's fan-out streams");
+  stream->require_subcommand(1);
+  edgeflow::cli::StreamAddArgs stream_add_args;
+  auto* stream_add = stream->add_subcommand("add", "Add a stream that a sensor sends to");
+  stream_add->add_option("name", stream_add_args.name, "The stream's name (also the sensor's id)")
+      ->required();
+  stream_add->add_option("--listen", stream_add_args.listen,
+                         "Where the sensor sends: IPv4 address and UDP port, IP:PORT")
+      ->required();
+  stream_add->add_option("--interface", stream_add_args.interface,
+                         "Interface the stream arrives on (default: the one holding the address)");
+  stream_add->add_option("--codec", stream_add_args.codec, "auto, h264 or h265")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "h264", "h265"}));
+  stream_add->add_flag("--json", stream_add_args.json, "Print the stream's status as JSON");
+  std::string stream_rm_name;
+  auto* stream_rm = stream->add_subcommand("rm", "Remove a stream and its consumers");
+  stream_rm->alias("remove");
+  stream_rm->add_option("name", stream_rm_name, "The stream's name")->required();
+  bool stream_ls_json = false;
+  auto* stream_ls = stream->add_subcommand("ls", "List the streams");
+  stream_ls->alias("list");
+  stream_ls->add_flag("--json", stream_ls_json, "Print the node's answer as JSON");
+  edgeflow::cli::StreamStatsArgs stream_stats_args;
+  auto* stream_stats = stream->add_subcommand(
+      "stats", "Show a stream's sensor quality, ingress and per-consumer counters");
+  stream_stats->add_option("name", stream_stats_args.name, "The stream's name")->required();
+  stream_stats->add_flag("--json", stream_stats_args.json, "Print the stream's status as JSON");
+  stream_stats->add_option("-w,--watch", stream_stats_args.watch_seconds,
+                           "Refresh every this many seconds, until Ctrl-C")
+      ->check(CLI::Range(0.1, 86400.0));
+
+  auto* consumer = app.add_subcommand("consumer", "Manage the consumers of a fan-out stream");
+  consumer->require_subcommand(1);
+  edgeflow::cli::ConsumerAddArgs consumer_add_args;
+  auto* consumer_add = consumer->add_subcommand("add", "Send a copy of a stream to a consumer");
+  consumer_add->add_option("stream", consumer_add_args.stream, "The stream's name")->required();
+  consumer_add->add_option("name", consumer_add_args.name, "The consumer's name")->required();
+  consumer_add->add_option("--to", consumer_add_args.to,
+                           "Where its copy goes: IPv4 address and UDP port, IP:PORT")
+      ->required();
+  consumer_add->add_option("--interface", consumer_add_args.interface,
+                           "Interface its copy leaves by (default: the route's)");
+  consumer_add->add_option("--mac", consumer_add_args.mac,
+                           "Its Ethernet address (default: the neighbour table's)");
+  consumer_add->add_option("--keep", consumer_add_args.keep,
+                           "Differential data it needs: num/den or a number in [0,1]")
+      ->capture_default_str();
+  consumer_add->add_option("--mode", consumer_add_args.mode,
+                           "frame (drop whole pictures, the rest decodes) or packet (whole "
+                           "datagrams)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"frame", "packet"}));
+  consumer_add->add_flag("--json", consumer_add_args.json, "Print the consumer's status as JSON");
+  std::string consumer_rm_stream, consumer_rm_name;
+  auto* consumer_rm = consumer->add_subcommand("rm", "Stop sending a stream to a consumer");
+  consumer_rm->alias("remove");
+  consumer_rm->add_option("stream", consumer_rm_stream, "The stream's name")->required();
+  consumer_rm->add_option("name", consumer_rm_name, "The consumer's name")->required();
+
+  auto* policy = app.add_subcommand("policy", "Change what a consumer of a stream needs");
+  policy->require_subcommand(1);
+  edgeflow::cli::PolicySetArgs policy_set_args;
+  auto* policy_set = policy->add_subcommand(
+      "set", "Set a consumer's need; the sensor's quality follows every consumer's needs");
+  policy_set->add_option("stream", policy_set_args.stream, "The stream's name")->required();
+  policy_set->add_option("consumer", policy_set_args.consumer, "The consumer's name")->required();
+  policy_set->add_option("--keep", policy_set_args.keep,
+                         "Differential data it needs: num/den or a number in [0,1]");
+  policy_set->add_option("--mode", policy_set_args.mode, "frame or packet (default: unchanged)")
+      ->check(CLI::IsMember({"frame", "packet"}));
+  policy_set->add_flag("--json", policy_set_args.json, "Print the consumer's status as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -200,6 +327,7 @@ int main(int argc, char** argv) {
   edgeflow::cli::CliCommands commands(&node_client.http(), stdout, stderr);
   edgeflow::cli::ChannelCommands channel_commands(&node_client, stdout, stderr);
   edgeflow::cli::FunctionCommands function_commands(&node_client, stdout, stderr);
+  edgeflow::cli::StreamCommands stream_commands(&node_client, stdout, stderr);
 
   try {
     if (*health) return commands.Health();
@@ -225,6 +353,20 @@ int main(int argc, char** argv) {
     if (*undeploy) return function_commands.Undeploy(undeploy_name);
     if (*ps) return function_commands.Ps(ps_json);
     if (*logs) return function_commands.Logs(logs_args);
+    if (*sensor) {
+      sensor_args.loop = loop_option->count() > 0;
+      edgeflow::cli::SensorCommand sensor_command(
+          &node_client, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)),
+          stdout, stderr);
+      return sensor_command.Run(sensor_args);
+    }
+    if (*stream_add) return stream_commands.AddStream(stream_add_args);
+    if (*stream_rm) return stream_commands.RemoveStream(stream_rm_name);
+    if (*stream_ls) return stream_commands.ListStreams(stream_ls_json);
+    if (*stream_stats) return stream_commands.Stats(stream_stats_args);
+    if (*consumer_add) return stream_commands.AddConsumer(consumer_add_args);
+    if (*consumer_rm) return stream_commands.RemoveConsumer(consumer_rm_stream, consumer_rm_name);
+    if (*policy_set) return stream_commands.SetPolicy(policy_set_args);
     if (*watch) {
       if (*from_seq_option) watch_args.from_seq = from_seq;
       return commands.KvWatch(watch_args);

@@ -31,6 +31,8 @@ struct Flags {
   std::string mqtt_ws_listen;
   std::string mqtt_broker;
   bool no_mqtt = false;
+  bool no_fanout = false;
+  std::string fanout_datapath;
   bool sync_writes = false;
   std::string log_level;
   std::string log_format;
@@ -74,6 +76,14 @@ Status ApplyFlags(const Flags& flags, NodeConfig* config) {
     config->mqtt.external_broker = *a;
   }
   if (flags.no_mqtt) config->mqtt.enabled = false;
+  if (flags.no_fanout) config->fanout.enabled = false;
+  if (!flags.fanout_datapath.empty()) {
+    auto datapath = edgeflow::fanout::ParseDatapath(flags.fanout_datapath);
+    if (!datapath) {
+      return Status::InvalidArgument("--fanout-datapath must be auto, ebpf or userspace");
+    }
+    config->fanout.datapath = *datapath;
+  }
   if (flags.sync_writes) config->kv.sync_writes = true;
   if (!flags.log_level.empty() && !edgeflow::log::ParseLevel(flags.log_level, &config->log_level)) {
     return Status::InvalidArgument("--log-level must be debug, info, warn or error");
@@ -109,6 +119,10 @@ int main(int argc, char** argv) {
   app.add_option("--mqtt-broker", flags.mqtt_broker,
                  "Use this MQTT broker (mqtt://HOST:PORT) instead of running Mosquitto");
   app.add_flag("--no-mqtt", flags.no_mqtt, "Run without a broker and without channels");
+  app.add_flag("--no-fanout", flags.no_fanout, "Run without the stream fan-out");
+  app.add_option("--fanout-datapath", flags.fanout_datapath,
+                 "Stream fan-out data path: auto (eBPF when it loads, else userspace), ebpf "
+                 "(or fail) or userspace");
   app.add_flag("--sync-writes", flags.sync_writes,
                "fsync the write-ahead log before acknowledging each write");
   app.add_option("--log-level", flags.log_level, "debug, info, warn or error");

@@ -14,14 +14,19 @@ void DatagramDecider::SetPolicy(size_t consumer, const ef_consumer_policy& polic
   consumers_[consumer].policy = policy;
 }
 
+void DatagramDecider::RemoveConsumer(size_t consumer) {
+  consumers_[consumer].active = false;
+  consumers_[consumer].mask = 0;
+}
+
 void DatagramDecider::Decide(std::span<const uint8_t> datagram) {
   ++datagrams_;
   const size_t n = datagram.size() / EF_TS_PACKET_BYTES;
-  if (datagram.empty() || datagram.size() % EF_TS_PACKET_BYTES != 0 ||
-      n > EF_MAX_TS_PER_DATAGRAM) {
+  if (datagram.empty() || datagram.size() % EF_TS_PACKET_BYTES != 0 || n > EF_MAX_TS_PER_DATAGRAM) {
     ++uninspected_;
     packets_ = 0;
     for (Consumer& consumer : consumers_) {
+      if (!consumer.active) continue;
       consumer.mask = 1;  // "everything": Compose sends the datagram as it is
       ef_count_uninspected(&consumer.counters, datagram.size());
     }
@@ -32,6 +37,7 @@ void DatagramDecider::Decide(std::span<const uint8_t> datagram) {
     verdicts_[i] = ef_inspect_ts_packet(&stream_, datagram.data() + i * EF_TS_PACKET_BYTES);
   }
   for (Consumer& consumer : consumers_) {
+    if (!consumer.active) continue;
     consumer.mask = ef_decide_datagram(&consumer.policy, &consumer.state, verdicts_, packets_);
     ef_count_decision(&consumer.counters, verdicts_, packets_, consumer.mask);
   }

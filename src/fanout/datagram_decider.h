@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "fanout/bpf/drop_policy.h"
-#include "fanout/consumer_counters.h"
 #include "fanout/bpf/ts_dpi.h"
+#include "fanout/consumer_counters.h"
 
 namespace edgeflow::fanout {
 
@@ -24,9 +24,14 @@ class DatagramDecider {
  public:
   explicit DatagramDecider(uint8_t codec = EF_CODEC_AUTO);
 
-  // A consumer with `policy`; returns its index.
+  // A consumer with `policy`; returns its index (indexes are not reused).
   size_t AddConsumer(const ef_consumer_policy& policy);
   void SetPolicy(size_t consumer, const ef_consumer_policy& policy);
+  // From the next datagram on the consumer gets nothing and counts nothing.
+  void RemoveConsumer(size_t consumer);
+  bool active(size_t consumer) const { return consumers_[consumer].active; }
+  // A copy that was composed for the consumer could not be sent.
+  void CountSendError(size_t consumer) { ++consumers_[consumer].counters.send_errors; }
   size_t consumers() const { return consumers_.size(); }
 
   // Inspects one datagram and decides for every consumer.
@@ -34,11 +39,11 @@ class DatagramDecider {
   // For the last datagram: the TS packets consumer `i` gets (bit i = packet i), 0 when it gets
   // nothing; an uninspected datagram, which goes whole, is 1.
   uint32_t mask(size_t consumer) const { return consumers_[consumer].mask; }
-  // What consumer `i` gets of `datagram` (the one last decided): empty when nothing, else the
+  // What consumer `i` gets of `datagram` (the one last decided): empty when nothing (or when the
+  // datagram was empty: mask() tells whether to send), else the
   // datagram with the TS packets it does not get made null packets (their 4-byte header
   // rewritten, as the kernel does; see EF_NULL_TS_HEADER_*).
-  void Compose(size_t consumer, std::span<const uint8_t> datagram,
-               std::vector<uint8_t>* out) const;
+  void Compose(size_t consumer, std::span<const uint8_t> datagram, std::vector<uint8_t>* out) const;
 
   ConsumerCounters counters(size_t consumer) const {
     ConsumerCounters sum;
@@ -53,6 +58,7 @@ class DatagramDecider {
   struct Consumer {
     ef_consumer_policy policy{};
     ef_consumer_state state{};
+    bool active = true;
     uint32_t mask = 0;
     ef_consumer_counters counters{};
   };

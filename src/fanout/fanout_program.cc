@@ -2,6 +2,9 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -49,7 +52,10 @@ int ForwardLibbpfMessage(enum libbpf_print_level level, const char* format, va_l
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
   // libbpf starts its messages with "libbpf: ", which the record says already.
   if (text.starts_with("libbpf: ")) text.remove_prefix(8);
-  if (level == LIBBPF_WARN) {
+  // Attach() adds a clsact qdisc and takes "exists" for an answer; libbpf warns about that case
+  // before it returns EEXIST, which is nothing to warn an operator about.
+  const bool expected = text.find("Exclusivity flag on") != std::string_view::npos;
+  if (level == LIBBPF_WARN && !expected) {
     log::Warn("libbpf", {{"message", text}});
   } else {
     log::Debug("libbpf", {{"message", text}});
@@ -70,9 +76,28 @@ std::string LogTail(const char* buffer) {
   return "...\n" + std::string(log.substr(start + 1));
 }
 
+// Whether this thread may load and attach the program: CAP_BPF (CAP_SYS_ADMIN before Linux 5.8)
+// and CAP_NET_ADMIN, effective. Asked first so that an unprivileged process gets one clear
+// answer instead of libbpf's warnings about every map it was refused.
+bool HaveBpfCapabilities() {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return true;  // unknown: let the kernel say
+  auto effective = [&](int capability) {
+    return (data[capability / 32].effective & (1u << (capability % 32))) != 0;
+  };
+  constexpr int kCapBpf = 39;  // CAP_BPF, newer than some uapi headers
+  return (effective(kCapBpf) || effective(CAP_SYS_ADMIN)) && effective(CAP_NET_ADMIN);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<FanoutProgram>> FanoutProgram::Load() {
+  if (!HaveBpfCapabilities()) {
+    return Error(Status::Unavailable(
+        "loading the eBPF program needs CAP_BPF and CAP_NET_ADMIN (run as root)"));
+  }
   static std::once_flag print_once;
   std::call_once(print_once, [] { libbpf_set_print(ForwardLibbpfMessage); });
 
@@ -208,8 +233,8 @@ Status FanoutProgram::AddStream(uint32_t id, const StreamSpec& spec) {
   ef_stream_state state{};
   ef_stream_state_init(&state, spec.codec);
   fanout_stream_config config{};
-  int result = bpf_map__update_elem(skel_->maps.stream_state, &id, sizeof(id), &state,
-                                    sizeof(state), 0);
+  int result =
+      bpf_map__update_elem(skel_->maps.stream_state, &id, sizeof(id), &state, sizeof(state), 0);
   if (result == 0) {
     result = bpf_map__update_elem(skel_->maps.stream_config, &id, sizeof(id), &config,
                                   sizeof(config), 0);
@@ -276,8 +301,8 @@ Status FanoutProgram::WriteConsumerSlots(uint32_t stream_id) {
   while (!list.empty() && list.back() == 0) list.pop_back();
   fanout_stream_config config{};
   config.consumer_slots = static_cast<uint32_t>(list.size());
-  const int result = bpf_map__update_elem(skel_->maps.stream_config, &stream_id,
-                                          sizeof(stream_id), &config, sizeof(config), 0);
+  const int result = bpf_map__update_elem(skel_->maps.stream_config, &stream_id, sizeof(stream_id),
+                                          &config, sizeof(config), 0);
   if (result != 0) return Status::IoError("cannot update the stream: " + Errno(-result));
   return Status::Ok();
 }
@@ -326,8 +351,8 @@ Result<uint32_t> FanoutProgram::AddConsumer(uint32_t stream_id, const ConsumerSp
   std::copy(spec.dmac.begin(), spec.dmac.end(), value.dmac);
   std::copy(spec.smac.begin(), spec.smac.end(), value.smac);
   value.policy = spec.policy;
-  result = bpf_map__update_elem(skel_->maps.consumers, &slot, sizeof(slot), &value, sizeof(value),
-                                0);
+  result =
+      bpf_map__update_elem(skel_->maps.consumers, &slot, sizeof(slot), &value, sizeof(value), 0);
   if (result != 0) return Error(Status::IoError("cannot add the consumer: " + Errno(-result)));
   if (Status status = WriteListEntry(stream_id, index, slot + 1); !status.ok()) {
     return Error(status);
@@ -389,12 +414,12 @@ Result<StreamCounters> FanoutProgram::Counters(uint32_t stream_id) const {
                                          " is not below " + std::to_string(kMaxStreams)));
   }
   std::vector<fanout_stream_counters> per_cpu(static_cast<size_t>(cpus_));
-  const int result = bpf_map__lookup_elem(skel_->maps.stream_counters, &stream_id,
-                                          sizeof(stream_id), per_cpu.data(),
-                                          per_cpu.size() * sizeof(fanout_stream_counters), 0);
+  const int result =
+      bpf_map__lookup_elem(skel_->maps.stream_counters, &stream_id, sizeof(stream_id),
+                           per_cpu.data(), per_cpu.size() * sizeof(fanout_stream_counters), 0);
   if (result != 0) {
-    return Error(Status::IoError("cannot read the counters of stream " +
-                                 std::to_string(stream_id) + ": " + Errno(-result)));
+    return Error(Status::IoError("cannot read the counters of stream " + std::to_string(stream_id) +
+                                 ": " + Errno(-result)));
   }
   StreamCounters sum;
   for (const fanout_stream_counters& counters : per_cpu) {
@@ -410,13 +435,13 @@ Result<StreamCounters> FanoutProgram::Counters(uint32_t stream_id) const {
 
 Result<ConsumerCounters> FanoutProgram::CountersOfConsumer(uint32_t consumer) const {
   if (consumer >= kMaxConsumers) {
-    return Error(Status::InvalidArgument("consumer " + std::to_string(consumer) +
-                                         " is not below " + std::to_string(kMaxConsumers)));
+    return Error(Status::InvalidArgument("consumer " + std::to_string(consumer) + " is not below " +
+                                         std::to_string(kMaxConsumers)));
   }
   std::vector<ef_consumer_counters> per_cpu(static_cast<size_t>(cpus_));
-  const int result = bpf_map__lookup_elem(skel_->maps.consumer_counters, &consumer,
-                                          sizeof(consumer), per_cpu.data(),
-                                          per_cpu.size() * sizeof(ef_consumer_counters), 0);
+  const int result =
+      bpf_map__lookup_elem(skel_->maps.consumer_counters, &consumer, sizeof(consumer),
+                           per_cpu.data(), per_cpu.size() * sizeof(ef_consumer_counters), 0);
   if (result != 0) {
     return Error(Status::IoError("cannot read the counters of consumer " +
                                  std::to_string(consumer) + ": " + Errno(-result)));

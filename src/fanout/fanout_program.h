@@ -57,12 +57,12 @@ struct StreamCounters {
   uint64_t uninspected = 0;  // forwarded whole: not 1..7 whole TS packets
   uint64_t malformed = 0;    // not forwarded: lying lengths, fragments, merged datagrams
   std::array<uint64_t, EF_CLASS_COUNT> ts_packets{};  // inspected TS packets by class
-  uint64_t invalid_ts = 0;   // of which not TS (counted as OTHER)
+  uint64_t invalid_ts = 0;                            // of which not TS (counted as OTHER)
 };
 
 class FanoutProgram {
  public:
-  static constexpr uint32_t kMaxStreams = 1024;             // FANOUT_MAX_STREAMS
+  static constexpr uint32_t kMaxStreams = 1024;            // FANOUT_MAX_STREAMS
   static constexpr uint32_t kMaxConsumersPerStream = 256;  // FANOUT_MAX_CONSUMERS_PER_STREAM
   static constexpr uint32_t kMaxConsumers = 4096;          // FANOUT_MAX_CONSUMERS
   static constexpr uint32_t kTcHandle = 0xef;

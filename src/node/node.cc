@@ -181,11 +181,12 @@ Status Node::StartChannels() {
     notifier_ = std::move(*notifier);
     EF_RETURN_IF_ERROR(notifier_->Start());
   }
-  return StartFunctions();
+  return Status::Ok();
 }
 
 Status Node::StartFunctions() {
-  if (!config_.functions.enabled) return Status::Ok();
+  // Functions need the channels: their triggers and outputs are channel messages.
+  if (!config_.mqtt.enabled || !config_.functions.enabled) return Status::Ok();
   runtime::PipelineManagerOptions options;
   options.store = store_.get();
   options.publisher = publisher_.get();
@@ -201,6 +202,37 @@ Status Node::StartFunctions() {
     return Status(s.code(), "edge functions: " + s.message());
   }
   return Status::Ok();
+}
+
+Status Node::StartFanout() {
+  if (!config_.fanout.enabled) return Status::Ok();
+  fanout::FanoutServiceOptions options;
+  options.datapath = config_.fanout.datapath;
+  options.store = store_.get();
+  // The broker the node's own clients use; without channels the sensors get no quality, and
+  // the fan-out still replicates what arrives.
+  options.broker = mqtt_address();
+  options.mqtt_username = config_.mqtt.username;
+  options.mqtt_password = config_.mqtt.password;
+  options.tenant = config_.channels.tenant;
+  auto service = fanout::FanoutService::Create(std::move(options));
+  if (!service) {
+    const Status& s = service.error();
+    return Status(s.code(), "stream fan-out: " + s.message());
+  }
+  fanout_ = std::move(*service);
+  if (Status s = fanout_->Start(); !s.ok()) {
+    return Status(s.code(), "stream fan-out: " + s.message());
+  }
+  log::Info("stream fan-out running",
+            {{"datapath", std::string(fanout::DatapathName(fanout_->datapath()))}});
+  return Status::Ok();
+}
+
+void Node::StopServices() noexcept {
+  // The fan-out first: its control connection goes to the broker that the channels stop.
+  if (fanout_) fanout_->Stop();
+  StopChannels();
 }
 
 void Node::StopChannels() noexcept {
@@ -224,23 +256,33 @@ Status Node::Start() {
     StopChannels();
     return s;
   }
+  // The fan-out before the functions: loading its eBPF program takes a while, and functions
+  // that pick up recovered items should not run long before the node is reachable.
+  if (Status s = StartFanout(); !s.ok()) {
+    StopServices();
+    return s;
+  }
+  if (Status s = StartFunctions(); !s.ok()) {
+    StopServices();
+    return s;
+  }
   Node* self = this;
   auto http = api::HttpServer::Create(
       config_.http, store_.get(), &metrics_, [self] { return self->NodeInfoJson(); },
-      api::HttpServices{publisher_.get(), monitor_.get(), pipelines_.get()});
+      api::HttpServices{publisher_.get(), monitor_.get(), pipelines_.get(), fanout_.get()});
   if (!http) {
-    StopChannels();
+    StopServices();
     return http.error();
   }
   http_ = std::move(*http);
   if (Status s = http_->Start(); !s.ok()) {
-    StopChannels();
+    StopServices();
     return Status(s.code(),
                   "HTTP listener on " + config_.http.listen.ToString() + ": " + s.message());
   }
   if (Status s = resp_->Start(); !s.ok()) {
     http_->Stop();
-    StopChannels();
+    StopServices();
     return Status(s.code(),
                   "RESP listener on " + config_.resp.listen.ToString() + ": " + s.message());
   }
@@ -258,10 +300,11 @@ void Node::Stop() noexcept {
   started_ = false;
   std::error_code ec;
   std::filesystem::remove(listen_file(), ec);
-  // Reverse order of Start(): no new requests, then the store closes when the node is destroyed.
+  // Reverse order of Start(): no new requests, then the fan-out and the channels; the store closes
+  // when the node is destroyed.
   resp_->Stop();
   http_->Stop();
-  StopChannels();
+  StopServices();
 }
 
 nlohmann::json Node::ChannelsInfo() const {
@@ -300,6 +343,10 @@ std::string Node::NodeInfoJson() const {
       {"functions",
        {{"enabled", pipelines_ != nullptr},
         {"connected", pipelines_ != nullptr && pipelines_->trigger_connected()}}},
+      {"fanout",
+       {{"enabled", fanout_ != nullptr},
+        {"datapath", fanout_ ? nlohmann::json(fanout::DatapathName(fanout_->datapath()))
+                             : nlohmann::json(nullptr)}}},
       {"limits",
        {{"max_key_bytes", config_.kv.max_key_bytes},
         {"max_value_bytes", config_.kv.max_value_bytes}}},

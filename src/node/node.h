@@ -1,11 +1,13 @@
 // Node: one edgeflow node in one process: the EKV store and its HTTP and RESP front-ends, the
 // Mosquitto broker it supervises and the computation channels on it, the edge functions deployed
-// on it, plus the node's metrics.
+// on it, the stream fan-out, plus the node's metrics.
 // This is the wiring; each component is configured from NodeConfig.
 //
 // Lifecycle: Create(config) -> Start() -> Stop() (idempotent, reverse order of start). Start()
 // opens nothing to clients before the channels work: the broker is healthy and the node's MQTT
-// connections are up (with an external broker, the node starts anyway and keeps reconnecting).
+// connections are up (with an external broker, the node starts anyway and keeps reconnecting),
+// and the stream fan-out runs (on the userspace data path when eBPF cannot be loaded, unless
+// fanout.datapath is ebpf).
 // After Start() the node writes `<data_dir>/edgeflowd.listen.json` with its bound addresses, so
 // that tools and tests that asked for port 0 can find it; Stop() removes it.
 #pragma once
@@ -23,6 +25,7 @@
 #include "channels/key_change_notifier.h"
 #include "channels/mqtt_client.h"
 #include "common/metrics.h"
+#include "fanout/fanout_service.h"
 #include "kv/store.h"
 #include "node/node_config.h"
 #include "runtime/pipeline_manager.h"
@@ -56,6 +59,9 @@ class Node {
   Status StartChannels();
   void StopChannels() noexcept;
   Status StartFunctions();
+  Status StartFanout();
+  // What runs behind the listeners: the fan-out, then the channels.
+  void StopServices() noexcept;
   Status WriteListenFile() const;
   nlohmann::json ChannelsInfo() const;
   channels::MqttClientOptions ClientOptions(std::string_view role) const;
@@ -75,6 +81,8 @@ class Node {
   std::unique_ptr<channels::KeyChangeNotifier> notifier_;
   // Edge functions (null when functions or channels are off).
   std::unique_ptr<runtime::PipelineManager> pipelines_;
+  // The stream fan-out (null when fanout.enabled is false).
+  std::unique_ptr<fanout::FanoutService> fanout_;
   bool started_ = false;
 };
 

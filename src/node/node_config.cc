@@ -120,6 +120,19 @@ Status ReadFunctions(Section section, FunctionsConfig* functions) {
   return section.CheckUnknown();
 }
 
+Status ReadFanout(Section section, FanoutConfig* fanout) {
+  EF_RETURN_IF_ERROR(section.CheckShape());
+  EF_RETURN_IF_ERROR(section.Read("enabled", &fanout->enabled));
+  std::string datapath;
+  EF_RETURN_IF_ERROR(section.Read("datapath", &datapath));
+  if (!datapath.empty()) {
+    auto parsed = fanout::ParseDatapath(datapath);
+    if (!parsed) return Status::InvalidArgument("fanout.datapath must be auto, ebpf or userspace");
+    fanout->datapath = *parsed;
+  }
+  return section.CheckUnknown();
+}
+
 }  // namespace
 
 Status ValidateKvLimits(const kv::StoreOptions& kv) {
@@ -353,6 +366,7 @@ Status ParseConfigYaml(std::string_view yaml_text, std::string_view source, Node
   EF_RETURN_IF_ERROR(in_source(ReadChannels(top.Child("channels"), root["channels"], config)));
   EF_RETURN_IF_ERROR(in_source(ValidateChannels(*config)));
   EF_RETURN_IF_ERROR(in_source(ReadFunctions(top.Child("functions"), &config->functions)));
+  EF_RETURN_IF_ERROR(in_source(ReadFanout(top.Child("fanout"), &config->fanout)));
   return in_source(top.CheckUnknown());
 }
 

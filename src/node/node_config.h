@@ -14,6 +14,7 @@
 #include "channels/mosquitto_config.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "fanout/fanout_service.h"
 #include "kv/store.h"
 
 #ifndef EDGEFLOW_VERSION
@@ -48,6 +49,15 @@ struct FunctionsConfig {
   int64_t ready_timeout_ms = 30'000;
 };
 
+// The stream fan-out (fanout/fanout_service.h). It runs without the channels too; the sensors
+// then get no quality on their control channels.
+struct FanoutConfig {
+  bool enabled = true;  // false: no fan-out (the stream routes answer 503)
+  // auto: the eBPF data path where the program loads (root), else the userspace replicator;
+  // ebpf: the node fails to start when the program cannot be loaded.
+  fanout::Datapath datapath = fanout::Datapath::kAuto;
+};
+
 struct NodeConfig {
   NodeConfig() {
     http.io_threads = 0;  // automatic, resolved by FinalizeConfig
@@ -69,6 +79,7 @@ struct NodeConfig {
   channels::ChannelsConfig channels;
   std::vector<channels::NotifyRule> notify;  // key-change notifications (channels.notify)
   FunctionsConfig functions;  // code snapshots and worker state live in data_dir / "functions"
+  FanoutConfig fanout;
 };
 
 // Reads a YAML config file over `config`. Unknown keys and bad values are errors that name the key.

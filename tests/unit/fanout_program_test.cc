@@ -1,7 +1,8 @@
 // The fan-out's tc program, loaded into the kernel for real and run on crafted frames with
-// BPF_PROG_TEST_RUN (the kernel runs it on an skb built from the bytes, as at tc ingress). Copies
-// the program sends to consumers go out on the loopback interface, where a packet socket catches
-// them whole (Ethernet, IP and UDP headers included) and UDP sockets take them in.
+// BPF_PROG_TEST_RUN (the kernel runs it on an skb built from the bytes, as at tc ingress). The
+// clones the program sends to consumers go out on the loopback interface, where a packet socket
+// catches them whole (Ethernet, IP and UDP headers included) and UDP sockets take them in; the
+// original, which the last consumer gets (bpf_redirect), comes back from the test run.
 //
 // Loading needs CAP_BPF/CAP_NET_ADMIN: without them the tests skip with a message; CI runs them as
 // root.
@@ -156,12 +157,30 @@ Bytes Frame(const FrameSpec& spec) {
   return frame;
 }
 
-// A copy the program sent, as a packet socket on lo saw it leave.
+// A copy the program sent: a clone, as a packet socket on lo saw it leave, or the original
+// itself, which the last consumer gets (bpf_redirect; BPF_PROG_TEST_RUN hands it back instead of
+// sending it).
 struct Copy {
   Bytes frame;
   uint16_t dport = 0;  // host byte order
   Bytes payload;       // the UDP payload
 };
+
+// The frame as a copy to a local port from the test's source port, or nullopt for other traffic.
+std::optional<Copy> CopyOf(Bytes frame) {
+  if (frame.size() < kEthernetHeader + kIpv4Header + kUdpHeader) return std::nullopt;
+  if (Get16(frame, 12) != kEtherTypeIpv4 || frame[kEthernetHeader + 9] != kProtocolUdp) {
+    return std::nullopt;
+  }
+  const size_t udp = kEthernetHeader + (frame[kEthernetHeader] & 0x0F) * 4;
+  if (Get16(frame, udp) != kSourcePort) return std::nullopt;
+  const uint16_t dport = Get16(frame, udp + 2);
+  const uint16_t udp_length = Get16(frame, udp + 4);
+  if (udp + udp_length > frame.size()) return std::nullopt;
+  Bytes payload(frame.begin() + static_cast<long>(udp + kUdpHeader),
+                frame.begin() + static_cast<long>(udp + udp_length));
+  return Copy{std::move(frame), dport, std::move(payload)};
+}
 
 // Catches the UDP/IPv4 frames that leave the loopback interface for a set of local ports (other
 // tests' traffic on lo is ignored), and binds UDP sockets on those ports so that the copies have
@@ -213,19 +232,11 @@ class LoopbackTap {
                                      reinterpret_cast<sockaddr*>(&from), &size);
         if (got <= 0) break;
         if (from.sll_pkttype != PACKET_OUTGOING) continue;  // lo shows each frame twice
-        Bytes frame(buffer.begin(), buffer.begin() + got);
-        if (frame.size() < kEthernetHeader + kIpv4Header + kUdpHeader) continue;
-        if (Get16(frame, 12) != kEtherTypeIpv4 || frame[kEthernetHeader + 9] != kProtocolUdp) {
+        auto copy = CopyOf(Bytes(buffer.begin(), buffer.begin() + got));
+        if (!copy || std::find(ports_.begin(), ports_.end(), copy->dport) == ports_.end()) {
           continue;
         }
-        const size_t udp = kEthernetHeader + (frame[kEthernetHeader] & 0x0F) * 4;
-        if (Get16(frame, udp) != kSourcePort) continue;
-        const uint16_t dport = Get16(frame, udp + 2);
-        if (std::find(ports_.begin(), ports_.end(), dport) == ports_.end()) continue;
-        const uint16_t udp_length = Get16(frame, udp + 4);
-        Bytes payload(frame.begin() + static_cast<long>(udp + kUdpHeader),
-                      frame.begin() + static_cast<long>(udp + udp_length));
-        copies.push_back(Copy{std::move(frame), dport, std::move(payload)});
+        copies.push_back(std::move(*copy));
       }
     }
     return copies;
@@ -270,16 +281,37 @@ class FanoutProgramTest : public ::testing::Test {
                         .policy = policy};
   }
 
-  // Runs the program once on `frame`; returns its verdict.
+  // Runs the program once on `frame`; returns its verdict. The frame as the program left it is
+  // in last_out_.
   uint32_t Run(const Bytes& frame) {
+    last_out_.assign(65536, 0);
     bpf_test_run_opts options;
     std::memset(&options, 0, sizeof(options));  // libbpf checks unknown bytes are zero
     options.sz = sizeof(options);
     options.data_in = frame.data();
     options.data_size_in = static_cast<uint32_t>(frame.size());
+    options.data_out = last_out_.data();
+    options.data_size_out = static_cast<uint32_t>(last_out_.size());
     options.repeat = 1;
     EXPECT_EQ(bpf_prog_test_run_opts(program_->prog_fd(), &options), 0) << std::strerror(errno);
+    last_out_.resize(options.data_size_out);
     return options.retval;
+  }
+
+  // Runs the program on `frame` and returns every copy it made, in the order the consumers got
+  // them: the clones (on lo by the time the run returns), then the original, redirected to the
+  // last consumer.
+  std::vector<Copy> Send(LoopbackTap& tap, const Bytes& frame) {
+    const uint32_t verdict = Run(frame);
+    std::vector<Copy> copies = tap.Drain(std::chrono::milliseconds(0));
+    if (verdict == static_cast<uint32_t>(TC_ACT_REDIRECT)) {
+      auto last = CopyOf(last_out_);
+      EXPECT_TRUE(last.has_value()) << "the redirected frame is not a copy to a consumer";
+      if (last) copies.push_back(std::move(*last));
+    } else {
+      EXPECT_EQ(verdict, static_cast<uint32_t>(TC_ACT_SHOT)) << "a stream's datagram went on";
+    }
+    return copies;
   }
 
   StreamCounters CountersOf(uint32_t id) {
@@ -295,6 +327,7 @@ class FanoutProgramTest : public ::testing::Test {
   }
 
   std::unique_ptr<FanoutProgram> program_;
+  Bytes last_out_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -524,6 +557,7 @@ TEST_F(FanoutProgramTest, SendsEachConsumerWhatTheUserspaceDeciderDoes) {
 
   size_t expected_copies = 0;
   std::vector<std::vector<Bytes>> expected(policies.size());
+  std::vector<Copy> copies;
   Bytes composed;
   for (size_t d = 0; d < datagrams.size(); ++d) {
     if (d == datagrams.size() / 2 + 20) {
@@ -531,21 +565,16 @@ TEST_F(FanoutProgramTest, SendsEachConsumerWhatTheUserspaceDeciderDoes) {
       ASSERT_TRUE(program_->SetPolicy(slots[0], Policy(1, 4, EF_DROP_PACKET)).ok());
       decider.SetPolicy(0, Policy(1, 4, EF_DROP_PACKET));
     }
-    ASSERT_EQ(Run(Frame({.saddr = kLoopback, .payload = datagrams[d], .udp_checksum = true})),
-              static_cast<uint32_t>(TC_ACT_SHOT));
+    std::vector<Copy> sent =
+        Send(tap, Frame({.saddr = kLoopback, .payload = datagrams[d], .udp_checksum = true}));
+    copies.insert(copies.end(), sent.begin(), sent.end());
     decider.Decide(datagrams[d]);
     for (size_t c = 0; c < policies.size(); ++c) {
+      if (decider.mask(c) == 0) continue;
       decider.Compose(c, datagrams[d], &composed);
-      if (!composed.empty()) {
-        expected[c].push_back(composed);
-        ++expected_copies;
-      }
+      expected[c].push_back(composed);
+      ++expected_copies;
     }
-  }
-  std::vector<Copy> copies = tap.Drain();
-  for (int i = 0; i < 10 && copies.size() < expected_copies; ++i) {
-    std::vector<Copy> more = tap.Drain();
-    copies.insert(copies.end(), more.begin(), more.end());
   }
   ASSERT_EQ(copies.size(), expected_copies);
 
@@ -593,10 +622,11 @@ TEST_F(FanoutProgramTest, ADatagramWithoutUdpChecksumKeepsNone) {
       program_->AddConsumer(kStreamId, OnLoopback(tap.port(0), Policy(1, 1, 1))).has_value());
   ASSERT_TRUE(
       program_->AddConsumer(kStreamId, OnLoopback(tap.port(1), Policy(0, 1, 1))).has_value());
+  std::vector<Copy> copies;
   for (const Bytes& datagram : Datagrams(CameraLikeStream(1))) {
-    Run(Frame({.saddr = kLoopback, .payload = datagram}));
+    std::vector<Copy> sent = Send(tap, Frame({.saddr = kLoopback, .payload = datagram}));
+    copies.insert(copies.end(), sent.begin(), sent.end());
   }
-  const std::vector<Copy> copies = tap.Drain();
   ASSERT_FALSE(copies.empty());
   for (const Copy& copy : copies) {
     EXPECT_EQ(Get16(copy.frame, kEthernetHeader + kIpv4Header + 6), 0u);  // still "none"
@@ -612,12 +642,12 @@ TEST_F(FanoutProgramTest, CopiesGoOnlyToTheStreamsOwnCurrentConsumers) {
   auto other = program_->AddConsumer(kOther, OnLoopback(tap.port(1), Policy(1, 1, 0)));
   ASSERT_TRUE(first.has_value() && other.has_value());
 
-  Run(Frame({.saddr = kLoopback}));
-  Run(Frame({.saddr = kLoopback, .dport = kStreamPort + 1}));
-  std::vector<Copy> copies = tap.Drain();
-  ASSERT_EQ(copies.size(), 2u);
+  std::vector<Copy> copies = Send(tap, Frame({.saddr = kLoopback}));
+  ASSERT_EQ(copies.size(), 1u);
   EXPECT_EQ(copies[0].dport, tap.port(0));
-  EXPECT_EQ(copies[1].dport, tap.port(1));
+  copies = Send(tap, Frame({.saddr = kLoopback, .dport = kStreamPort + 1}));
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies[0].dport, tap.port(1));
 
   // A removed consumer gets nothing more; its slot, reused for another stream's consumer, does
   // not bring that consumer this stream's packets.
@@ -625,10 +655,8 @@ TEST_F(FanoutProgramTest, CopiesGoOnlyToTheStreamsOwnCurrentConsumers) {
   auto reused = program_->AddConsumer(kOther, OnLoopback(tap.port(2), Policy(1, 1, 0)));
   ASSERT_TRUE(reused.has_value());
   EXPECT_EQ(*reused, *first);
-  Run(Frame({.saddr = kLoopback}));
-  EXPECT_TRUE(tap.Drain().empty());
-  Run(Frame({.saddr = kLoopback, .dport = kStreamPort + 1}));
-  copies = tap.Drain();
+  EXPECT_TRUE(Send(tap, Frame({.saddr = kLoopback})).empty());
+  copies = Send(tap, Frame({.saddr = kLoopback, .dport = kStreamPort + 1}));
   ASSERT_EQ(copies.size(), 2u);
   EXPECT_EQ(copies[0].dport, tap.port(1));
   EXPECT_EQ(copies[1].dport, tap.port(2));

@@ -72,6 +72,13 @@ EF_INLINE int ef_decide_picture(const struct ef_consumer_policy* p, struct ef_co
     if (klass == EF_CLASS_REFERENCE) c->tail_drop = 0;
     return 1; /* reference and unclassified pictures are always forwarded */
   }
+  if (p->keep_num == 0 && p->keep_den != 0) {
+    /* Nothing differential is wanted: every differential picture goes, from the first of each
+     * GOP, which leaves the reference pictures alone and decodable. (The owed-drops rule below
+     * would let referenced pictures through until two drops are owed.) */
+    c->tail_drop = 1;
+    return 0;
+  }
   if (!ef_credit_keep(p, c)) c->balance--;
   int drop = 0;
   if (c->tail_drop) {

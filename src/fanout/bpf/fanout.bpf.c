@@ -10,8 +10,9 @@
  *     gets, turn the TS packets it does not get into null packets (4-byte header rewrites,
  *     undone for the next consumer that gets them), rewrite the destination MAC, IP address and
  *     port (with incremental IP and UDP checksum updates), and bpf_clone_redirect the datagram to
- *     the consumer's interface;
- *  3. drop the original: it was addressed to the fan-out, which has delivered it.
+ *     the consumer's interface; the last consumer gets the original itself (bpf_redirect), the
+ *     others clones;
+ *  3. with no consumer to send to, drop the original: it was addressed to the fan-out.
  * Everything else continues up the stack untouched (TC_ACT_OK).
  *
  * A datagram that is not 1..7 whole TS packets goes whole to every consumer (as the userspace
@@ -143,6 +144,12 @@ struct fanout_pass {
   __u32 daddr;  /* the destination currently in the skb, network byte order */
   __u16 dport;
   __u16 pad;
+  /* The consumer the skb is prepared for and that has not been sent its copy yet: it is sent
+   * when the next consumer needs the skb, or, the last one, gets the original itself
+   * (bpf_redirect), which saves a clone per datagram. */
+  __u32 pending_slot_plus_one;
+  __u32 pending_ifindex;
+  __u32 pending_flags;
 };
 
 /* ts_dpi.h's H.264 slice_type reading, as a global function checked once; `buffer` is the
@@ -175,6 +182,9 @@ __noinline int fanout_decide(const struct fanout_consumer* c, struct ef_consumer
   return (int)ef_decide_datagram(&c->policy, state, s->verdicts, packets);
 }
 
+/* Counts the decision. Not part of fanout_decide: there the mask is a value the verifier knows
+ * bit by bit on each path, and counting by its bits would multiply those paths; passed in, it is
+ * one unknown value. */
 __noinline int fanout_count(struct ef_consumer_counters* counters, const struct fanout_scratch* s,
                             __u32 packets, __u32 mask) {
   if (!counters || !s) return 0;
@@ -193,6 +203,8 @@ __noinline int fanout_apply_mask(struct __sk_buff* skb, const struct fanout_scra
   const __u32 packets = packed & 0xFF;
   __u32 nulled = (packed >> 8) & 0xFF;
   const __u32 mask = (packed >> 16) & 0xFF;
+  /* The usual case: the whole datagram goes and nothing is null. */
+  if (nulled == 0 && mask == (1u << packets) - 1) return 0;
   const __u32 null_header = (__u32)EF_NULL_TS_HEADER_0 | (__u32)EF_NULL_TS_HEADER_1 << 8 |
                             (__u32)EF_NULL_TS_HEADER_2 << 16 | (__u32)EF_NULL_TS_HEADER_3 << 24;
   for (__u32 i = 0; i < EF_MAX_TS_PER_DATAGRAM; i++) {
@@ -244,6 +256,18 @@ static __always_inline long fanout_retarget(struct fanout_pass* pass,
 }
 
 /* bpf_loop's body: entry `index` of the stream's consumer list. Returns 0 to go on, 1 to stop. */
+/* Sends the consumer the skb is prepared for its copy, if there is one. */
+static __always_inline void fanout_send_pending(struct fanout_pass* pass) {
+  if (pass->pending_slot_plus_one == 0) return;
+  if (bpf_clone_redirect(pass->skb, pass->pending_ifindex, pass->pending_flags) != 0) {
+    __u32 slot = pass->pending_slot_plus_one - 1;
+    struct ef_consumer_counters* counters = bpf_map_lookup_elem(&consumer_counters, &slot);
+    if (counters) counters->send_errors++;
+  }
+  pass->pending_slot_plus_one = 0;
+}
+
+/* bpf_loop's body: entry `index` of the stream's consumer list. Returns 0 to go on, 1 to stop. */
 static long fanout_serve_consumer(__u64 index, void* data) {
   struct fanout_pass* pass = data;
   __u32 entry = pass->stream_id * FANOUT_MAX_CONSUMERS_PER_STREAM + (__u32)index;
@@ -256,14 +280,17 @@ static long fanout_serve_consumer(__u64 index, void* data) {
   struct ef_consumer_counters* counters = bpf_map_lookup_elem(&consumer_counters, &slot);
   if (!state || !counters) return 0;
 
-  __u32 mask;
+  __u32 mask = 1;
   if (pass->packets == 0) {
-    mask = 1;
     ef_count_uninspected(counters, pass->payload_len);
   } else {
     mask = (__u32)fanout_decide(c, state, pass->scratch, pass->packets) & 0x7F;
     fanout_count(counters, pass->scratch, pass->packets, mask);
     if (mask == 0) return 0;
+  }
+  /* The skb is about to be changed for this consumer: the one it was prepared for goes first. */
+  fanout_send_pending(pass);
+  if (pass->packets != 0) {
     int nulled = fanout_apply_mask(pass->skb, pass->scratch, pass->udp_off,
                                    pass->packets | pass->nulled << 8 | mask << 16);
     if (nulled < 0) {
@@ -278,8 +305,9 @@ static long fanout_serve_consumer(__u64 index, void* data) {
     counters->send_errors++;
     return 1; /* as above */
   }
-  __u64 flags = (c->flags & FANOUT_CONSUMER_INGRESS) ? BPF_F_INGRESS : 0;
-  if (bpf_clone_redirect(pass->skb, c->ifindex, flags) != 0) counters->send_errors++;
+  pass->pending_slot_plus_one = slot + 1;
+  pass->pending_ifindex = c->ifindex;
+  pass->pending_flags = (c->flags & FANOUT_CONSUMER_INGRESS) ? BPF_F_INGRESS : 0;
   return 0;
 }
 
@@ -377,7 +405,10 @@ int fanout_ingress(struct __sk_buff* skb) {
   __u32 slots = config->consumer_slots;
   if (slots > FANOUT_MAX_CONSUMERS_PER_STREAM) slots = FANOUT_MAX_CONSUMERS_PER_STREAM;
   bpf_loop(slots, fanout_serve_consumer, &pass, 0);
-  return TC_ACT_SHOT;
+  /* The last consumer gets the original: the datagram was addressed to the fan-out. With no
+   * consumer to send to, it goes no further. */
+  if (pass.pending_slot_plus_one == 0) return TC_ACT_SHOT;
+  return (int)bpf_redirect(pass.pending_ifindex, pass.pending_flags);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

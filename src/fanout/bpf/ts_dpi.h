@@ -121,7 +121,7 @@ EF_INLINE __u32 ef_rbsp_word(const __u8* b, __u32 pos, __u64* word) {
     *word = (*word << 8) | byte;
     bits += 8;
   }
-  if (bits < 64) *word <<= 64 - bits; /* left-aligned */
+  if (bits > 0 && bits < 64) *word <<= 64 - bits; /* left-aligned (0 bits: the word is 0) */
   return bits;
 }
 
