@@ -36,16 +36,15 @@ void PrintTo(const Fraction& f, std::ostream* os) {
 ::testing::AssertionResult Refused(std::string_view message, std::string_view mentions) {
   auto parsed = ParseSensorQuality(message);
   if (parsed) {
-    return ::testing::AssertionFailure() << "accepted as " << parsed->keep_num << "/"
-                                         << parsed->keep_den;
+    return ::testing::AssertionFailure()
+           << "accepted as " << parsed->keep_num << "/" << parsed->keep_den;
   }
   if (!parsed.error().Is(ErrorCode::kInvalidArgument)) {
     return ::testing::AssertionFailure() << "wrong code: " << parsed.error().ToString();
   }
   if (parsed.error().message().find(mentions) == std::string::npos) {
-    return ::testing::AssertionFailure()
-           << "the error \"" << parsed.error().message() << "\" does not mention \"" << mentions
-           << "\"";
+    return ::testing::AssertionFailure() << "the error \"" << parsed.error().message()
+                                         << "\" does not mention \"" << mentions << "\"";
   }
   return ::testing::AssertionSuccess();
 }
@@ -105,7 +104,7 @@ TEST(SensorQualityTest, KeepMissingOrOfTheWrongType) {
   EXPECT_TRUE(Refused(R"({"keep":true})", "not a boolean"));
   EXPECT_TRUE(Refused(R"({"keep":["1/2"]})", "not an array"));
   EXPECT_TRUE(Refused(R"({"keep":{"num":1,"den":2}})", "not an object"));
-    EXPECT_TRUE(Refused(R"({"keep":""})", "it is empty"));
+  EXPECT_TRUE(Refused(R"({"keep":""})", "it is empty"));
 }
 
 TEST(SensorQualityTest, FractionsThatAreNotFractions) {
@@ -141,9 +140,11 @@ TEST(SensorQualityTest, HugeAndNegativeNumbers) {
 }
 
 TEST(SensorQualityTest, BadModes) {
-  EXPECT_TRUE(Refused(R"({"keep":"1/2","mode":"frames"})", "expected \"frame\" or \"packet\""));
-  EXPECT_TRUE(Refused(R"({"keep":"1/2","mode":"FRAME"})", "expected \"frame\" or \"packet\""));
-  EXPECT_TRUE(Refused(R"({"keep":"1/2","mode":""})", "expected \"frame\" or \"packet\""));
+  EXPECT_TRUE(
+      Refused(R"({"keep":"1/2","mode":"frames"})", "use frame (drop whole pictures) or packet"));
+  EXPECT_TRUE(
+      Refused(R"({"keep":"1/2","mode":"FRAME"})", "use frame (drop whole pictures) or packet"));
+  EXPECT_TRUE(Refused(R"({"keep":"1/2","mode":""})", "use frame (drop whole pictures) or packet"));
   EXPECT_TRUE(Refused(R"({"keep":"1/2","mode":1})", "not a number"));
   EXPECT_TRUE(Refused(R"({"keep":"1/2","mode":null})", "not null"));
 }
