@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "fanout/fanout_program.h"
 #include "support/command_runner.h"
 
 namespace edgeflow::bench {
@@ -150,22 +151,7 @@ Result<std::unique_ptr<TcDropProgram>> TcDropProgram::Load() {
 TcDropProgram::~TcDropProgram() { ::close(fd_); }
 
 Status TcDropProgram::AttachIngress(int ifindex, uint32_t handle, uint32_t priority) const {
-  bpf_tc_hook hook = IngressHook(ifindex);
-  if (const int result = bpf_tc_hook_create(&hook); result != 0 && result != -EEXIST) {
-    return Status::IoError("cannot add a clsact qdisc to interface " + std::to_string(ifindex) +
-                           ": " + Errno(-result));
-  }
-  bpf_tc_opts options;
-  std::memset(&options, 0, sizeof(options));
-  options.sz = sizeof(options);
-  options.prog_fd = fd_;
-  options.handle = handle;
-  options.priority = priority;
-  if (const int result = bpf_tc_attach(&hook, &options); result != 0) {
-    return Status::IoError("cannot attach the drop program to interface " +
-                           std::to_string(ifindex) + ": " + Errno(-result));
-  }
-  return Status::Ok();
+  return fanout::AttachTcIngress(ifindex, fd_, handle, priority);
 }
 
 Result<std::unique_ptr<FanoutTestbed>> FanoutTestbed::Create(size_t consumers,

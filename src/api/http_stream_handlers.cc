@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "api/http_json.h"
+#include "common/text_encoding.h"
 #include "common/url_codec.h"
 #include "fanout/fanout_service.h"
 #include "fanout/fanout_text.h"
@@ -34,26 +35,6 @@ constexpr std::array<std::string_view, 4> kStreamFields = {"name", "listen", "in
 constexpr std::array<std::string_view, 6> kConsumerFields = {"name", "address", "interface",
                                                              "mac",  "keep",    "mode"};
 constexpr std::array<std::string_view, 2> kNeedFields = {"keep", "mode"};
-
-// Client input as it can be shown in an error message: quoted, bytes that are not printable
-// ASCII as \xNN, and cut after a few dozen characters.
-std::string Quoted(std::string_view text) {
-  constexpr size_t kShownBytes = 40;
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size() && i < kShownBytes; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      out += escaped;
-    }
-  }
-  out += "\"";
-  if (text.size() > kShownBytes) out += "... (" + std::to_string(text.size()) + " bytes)";
-  return out;
-}
 
 std::string FieldList(std::span<const std::string_view> fields) {
   std::string out;
@@ -82,7 +63,7 @@ Result<nlohmann::json> ParseBody(const HttpRequest& req, std::span<const std::st
     bool known = false;
     for (std::string_view f : fields) known = known || key == f;
     if (!known) {
-      return Error(Status::InvalidArgument("unknown field " + Quoted(key) +
+      return Error(Status::InvalidArgument("unknown field " + QuoteForError(key) +
                                            " (this request takes " + FieldList(fields) + ")"));
     }
   }
@@ -125,7 +106,8 @@ Result<HostPort> ParseIpv4Address(std::string_view text, const char* field) {
   auto parsed = ParseHostPort(text);
   in_addr ignored{};
   if (!parsed || parsed->port == 0 || ::inet_pton(AF_INET, parsed->host.c_str(), &ignored) != 1) {
-    return Error(Status::InvalidArgument(std::string("field \"") + field + "\": " + Quoted(text) +
+    return Error(Status::InvalidArgument(std::string("field \"") + field +
+                                         "\": " + QuoteForError(text) +
                                          " is not an IPv4 address with a port, like "
                                          "\"10.0.0.5:5000\""));
   }
@@ -390,8 +372,8 @@ HttpResponse HttpStreamHandlers::GetConsumer(const HttpRequest& req, const Route
       return MakeJsonResponse(req.version(), 200, DumpJson(ConsumerJson(c)), req.keep_alive());
     }
   }
-  return ErrorOf(req, Status::NotFound("stream " + Quoted(match.stream) + " has no consumer " +
-                                       Quoted(match.consumer)));
+  return ErrorOf(req, Status::NotFound("stream " + QuoteForError(match.stream) +
+                                       " has no consumer " + QuoteForError(match.consumer)));
 }
 
 HttpResponse HttpStreamHandlers::SetNeed(const HttpRequest& req, const RouteMatch& match) {
@@ -422,8 +404,8 @@ HttpResponse HttpStreamHandlers::SetNeed(const HttpRequest& req, const RouteMatc
       }
     }
     if (!found) {
-      return ErrorOf(req, Status::NotFound("stream " + Quoted(match.stream) + " has no consumer " +
-                                           Quoted(match.consumer)));
+      return ErrorOf(req, Status::NotFound("stream " + QuoteForError(match.stream) +
+                                           " has no consumer " + QuoteForError(match.consumer)));
     }
   }
   if (!need) return bad(need.error());

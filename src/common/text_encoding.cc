@@ -1,6 +1,7 @@
 #include "common/text_encoding.h"
 
 #include <cstdint>
+#include <cstdio>
 
 namespace edgeflow {
 
@@ -94,6 +95,26 @@ Result<std::string> Base64Decode(std::string_view text) {
     if (pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xff));
     if (pad < 1) out.push_back(static_cast<char>(v & 0xff));
   }
+  return out;
+}
+
+std::string QuoteForError(std::string_view text) {
+  // Counted in shown characters, so that escaped bytes do not make a long message either.
+  constexpr size_t kShownChars = 40;
+  std::string out = "\"";
+  size_t i = 0;
+  for (; i < text.size() && out.size() <= kShownChars; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    }
+  }
+  out += "\"";
+  if (i < text.size()) out += "... (" + std::to_string(text.size()) + " bytes)";
   return out;
 }
 

@@ -150,12 +150,7 @@ FanoutProgram::~FanoutProgram() {
   fanout__destroy(skel_);
 }
 
-Status FanoutProgram::Attach(int ifindex) {
-  if (ifindex <= 0) return Status::InvalidArgument("no interface index " + std::to_string(ifindex));
-  std::lock_guard lock(mu_);
-  if (std::find(attached_.begin(), attached_.end(), ifindex) != attached_.end()) {
-    return Status::AlreadyExists("the fan-out is attached to interface " + std::to_string(ifindex));
-  }
+Status AttachTcIngress(int ifindex, int prog_fd, uint32_t handle, uint32_t priority) {
   // libbpf checks that option bytes it does not know are zero, padding included.
   bpf_tc_hook hook;
   std::memset(&hook, 0, sizeof(hook));
@@ -169,16 +164,29 @@ Status FanoutProgram::Attach(int ifindex) {
   bpf_tc_opts options;
   std::memset(&options, 0, sizeof(options));
   options.sz = sizeof(options);
-  options.prog_fd = prog_fd();
-  options.handle = kTcHandle;
-  options.priority = kTcPriority;
+  options.prog_fd = prog_fd;
+  options.handle = handle;
+  options.priority = priority;
   if (const int result = bpf_tc_attach(&hook, &options); result != 0) {
     if (result == -EEXIST) {
-      return Status::AlreadyExists("interface " + std::to_string(ifindex) +
-                                   " has a tc ingress filter with the fan-out's handle already");
+      return Status::AlreadyExists(
+          "interface " + std::to_string(ifindex) +
+          " has a tc ingress filter with that handle and priority already");
     }
-    return Status::IoError("cannot attach the fan-out to interface " + std::to_string(ifindex) +
+    return Status::IoError("cannot attach a tc program to interface " + std::to_string(ifindex) +
                            ": " + Errno(-result));
+  }
+  return Status::Ok();
+}
+
+Status FanoutProgram::Attach(int ifindex) {
+  if (ifindex <= 0) return Status::InvalidArgument("no interface index " + std::to_string(ifindex));
+  std::lock_guard lock(mu_);
+  if (std::find(attached_.begin(), attached_.end(), ifindex) != attached_.end()) {
+    return Status::AlreadyExists("the fan-out is attached to interface " + std::to_string(ifindex));
+  }
+  if (Status status = AttachTcIngress(ifindex, prog_fd(), kTcHandle, kTcPriority); !status.ok()) {
+    return status;
   }
   attached_.push_back(ifindex);
   return Status::Ok();

@@ -60,6 +60,11 @@ struct StreamCounters {
   uint64_t invalid_ts = 0;                            // of which not TS (counted as OTHER)
 };
 
+// Attaches the loaded tc program `prog_fd` to the ingress of interface `ifindex` as filter
+// handle/priority, adding a clsact qdisc if the interface has none. kAlreadyExists when a filter
+// with that handle and priority is there.
+Status AttachTcIngress(int ifindex, int prog_fd, uint32_t handle, uint32_t priority);
+
 class FanoutProgram {
  public:
   static constexpr uint32_t kMaxStreams = 1024;            // FANOUT_MAX_STREAMS

@@ -2,20 +2,10 @@
 
 #include <cstdio>
 
+#include "common/text_encoding.h"
+
 namespace edgeflow::fanout {
 namespace {
-
-// Input shown in an error: quoted, cut short, bytes that are not printable ASCII as '?'.
-std::string Quoted(std::string_view text) {
-  constexpr size_t kShown = 40;
-  std::string out = "\"";
-  for (const char c : text.substr(0, kShown)) {
-    const auto byte = static_cast<unsigned char>(c);
-    out += byte >= 0x20 && byte < 0x7F ? c : '?';
-  }
-  if (text.size() > kShown) out += "...";
-  return out + "\"";
-}
 
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -30,7 +20,8 @@ Result<uint8_t> ParseCodec(std::string_view text) {
   if (text == "auto") return static_cast<uint8_t>(EF_CODEC_AUTO);
   if (text == "h264") return static_cast<uint8_t>(EF_CODEC_H264);
   if (text == "h265") return static_cast<uint8_t>(EF_CODEC_H265);
-  return Error(Status::InvalidArgument(Quoted(text) + " is not a codec; use auto, h264 or h265"));
+  return Error(
+      Status::InvalidArgument(QuoteForError(text) + " is not a codec; use auto, h264 or h265"));
 }
 
 std::string_view CodecName(uint8_t codec) {
@@ -48,7 +39,7 @@ Result<ef_drop_mode> ParseDropMode(std::string_view text) {
   if (text == "frame") return EF_DROP_FRAME;
   if (text == "packet") return EF_DROP_PACKET;
   return Error(Status::InvalidArgument(
-      Quoted(text) +
+      QuoteForError(text) +
       " is not a mode; use frame (drop whole pictures) or packet (drop whole datagrams)"));
 }
 
@@ -66,7 +57,7 @@ Result<MacAddress> ParseMac(std::string_view text) {
     mac[i] = static_cast<uint8_t>(high * 16 + low);
     if (i + 1 == mac.size()) return mac;
   }
-  return Error(Status::InvalidArgument(Quoted(text) +
+  return Error(Status::InvalidArgument(QuoteForError(text) +
                                        " is not an Ethernet address, like \"02:00:5e:10:00:01\""));
 }
 

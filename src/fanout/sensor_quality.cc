@@ -4,23 +4,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/text_encoding.h"
 #include "fanout/fanout_text.h"
 #include "fanout/qoc_plan.h"
 
 namespace edgeflow::fanout {
 namespace {
-
-// Quotes (a bounded prefix of) text from the network for an error message.
-std::string Quoted(std::string_view text) {
-  constexpr size_t kShown = 40;
-  std::string out = "\"";
-  for (char c : text.substr(0, kShown)) {
-    const auto byte = static_cast<unsigned char>(c);
-    out += byte >= 0x20 && byte < 0x7F ? c : '?';
-  }
-  if (text.size() > kShown) out += "...";
-  return out + "\"";
-}
 
 // The fraction grammar users type everywhere (qoc_plan.h: "1/2", "0.25", "1").
 Status FromText(std::string_view text, ef_consumer_policy* policy) {
@@ -85,7 +74,8 @@ Result<ef_consumer_policy> ParseSensorQuality(std::string_view message) {
   const nlohmann::json root =
       nlohmann::json::parse(message, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
-    return Error(Status::InvalidArgument("quality message " + Quoted(message) + " is not JSON"));
+    return Error(
+        Status::InvalidArgument("quality message " + QuoteForError(message) + " is not JSON"));
   }
   if (!root.is_object()) {
     return Error(Status::InvalidArgument("a quality message is a JSON object, not " +
