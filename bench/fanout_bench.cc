@@ -507,6 +507,7 @@ struct Options {
   std::vector<size_t> consumer_counts = {1, 10, 50, 100};
   std::vector<size_t> sizes = {512, 1316};
   double paced_seconds = 10;
+  size_t paced_rounds = 3;
   double paced_speed = 1;  // 1: the stream's recorded rate
   size_t paced_consumers = 100;
   bool quick = false;
@@ -560,6 +561,129 @@ Result<std::vector<BandwidthHeadline>> PrintBandwidth(const Bytes& ts, const Str
     headlines.push_back(headline);
   }
   return headlines;
+}
+
+// --- the real-rate rounds ------------------------------------------------------------------------
+
+// The real-rate lines of a round, in the order they run; the first, without any fan-out, is what
+// the others' net CPU is measured against.
+constexpr const char* kPacedLabels[] = {"sender only", "ebpf", "bridge", "user"};
+
+// One round of the real-rate lines: the sender alone (the edge drops the stream), the eBPF
+// program, a bridge flooding the same veths (the kernel's own cost of putting a frame on 100
+// interfaces, without rewriting or choosing), and the userspace replicator.
+Status RunPacedRound(FanoutTestbed& testbed, const TcDropProgram& drop, const Options& options,
+                     const CpuMeter& meter, std::vector<PacedLine>* lines) {
+  auto run = [&](const char* label, int prog_fd) -> Status {
+    auto line = RunPaced(label, testbed, options.ts_file, options.paced_seconds,
+                         options.paced_speed, meter, prog_fd);
+    if (!line) return line.error();
+    lines->push_back(*line);
+    return Status::Ok();
+  };
+  {
+    auto attached = testbed.edge().Run([&] {
+      return drop.AttachIngress(testbed.uplink_ifindex(), kBaselineDropHandle,
+                                kBaselineDropPriority);
+    });
+    if (!attached) return attached.error();
+    EF_RETURN_IF_ERROR(*attached);
+    ScopedEdgeChange detach([&] { return testbed.ClearUplinkFilters(); });
+    EF_RETURN_IF_ERROR(run(kPacedLabels[0], -1));
+  }
+  {
+    auto ebpf = EbpfPath::Start(testbed, options.paced_consumers);
+    if (!ebpf) return ebpf.error();
+    auto stats = BpfRunTimeStats::Enable();
+    if (!stats) return stats.error();
+    EF_RETURN_IF_ERROR(run(kPacedLabels[1], (*ebpf)->prog_fd()));
+  }
+  {
+    ScopedEdgeChange unbridge([&]() -> Status {
+      EF_RETURN_IF_ERROR(testbed.SendStreamToEdge());
+      return testbed.RemoveBridge();
+    });
+    EF_RETURN_IF_ERROR(testbed.AddBridge(options.paced_consumers));
+    EF_RETURN_IF_ERROR(testbed.SendStreamTo(kFloodMac));
+    EF_RETURN_IF_ERROR(run(kPacedLabels[2], -1));
+  }
+  {
+    auto replicator = StartReplicator(testbed, options.paced_consumers);
+    if (!replicator) return replicator.error();
+    const Status ran = run(kPacedLabels[3], -1);
+    (*replicator)->Stop();
+    return ran;
+  }
+}
+
+// A real-rate line as the table shows it.
+struct PacedRow {
+  std::string label;
+  double datagrams_per_second = 0;
+  double copies_per_second = 0;
+  uint64_t copies = 0;
+  uint64_t expected_copies = 0;  // 0: the line makes no copies
+  double ours_pct = 0;           // this process + ksoftirqd
+  std::optional<double> net_pct;       // ours minus the round's sender-only line
+  std::optional<double> machine_pct;   // /proc/stat busy minus the idle line's
+  std::optional<double> bpf_pct;       // the fan-out program's run time
+  std::optional<double> bpf_ns_per_datagram;
+  std::optional<double> bpf_ns_per_copy;
+  uint64_t late = 0;
+
+  // What the median round is chosen by: the figure the line is there for.
+  double rank() const { return bpf_pct ? *bpf_pct : net_pct ? *net_pct : ours_pct; }
+};
+
+PacedRow MakePacedRow(const PacedLine& line, const PacedLine& idle, const PacedLine& sender_only,
+                      const Options& options) {
+  PacedRow row;
+  row.label = line.label;
+  const double wall = line.cpu.wall_seconds;
+  if (wall > 0) {
+    row.datagrams_per_second = static_cast<double>(line.datagrams) / wall;
+    row.copies_per_second = static_cast<double>(line.copies) / wall;
+  }
+  row.copies = line.copies;
+  row.ours_pct = 100.0 * line.cpu.attributed_cores();
+  row.late = line.late;
+  if (&line == &idle) return row;
+  row.machine_pct = 100.0 * (line.cpu.machine_cores() - idle.cpu.machine_cores());
+  if (&line == &sender_only) return row;
+  row.expected_copies = line.datagrams * options.paced_consumers;
+  row.net_pct = 100.0 * (line.cpu.attributed_cores() - sender_only.cpu.attributed_cores());
+  if (line.bpf && wall > 0) {
+    const double ns = static_cast<double>(line.bpf->run_time_ns);
+    row.bpf_pct = 100.0 * ns * 1e-9 / wall;
+    if (line.bpf->run_count > 0) row.bpf_ns_per_datagram = ns / line.bpf->run_count;
+    if (line.copies > 0) row.bpf_ns_per_copy = ns / line.copies;
+  }
+  return row;
+}
+
+// The median round, and half the rounds' range of its rank in percent of it.
+std::pair<PacedRow, double> MedianPacedRound(std::vector<PacedRow> rounds) {
+  if (rounds.empty()) return {PacedRow{}, 0};
+  std::sort(rounds.begin(), rounds.end(),
+            [](const PacedRow& a, const PacedRow& b) { return a.rank() < b.rank(); });
+  const PacedRow& median = rounds[rounds.size() / 2];
+  const double spread =
+      median.rank() > 0 ? 50.0 * (rounds.back().rank() - rounds.front().rank()) / median.rank()
+                        : 0;
+  return {median, spread};
+}
+
+void PrintPacedRow(const PacedRow& row, double spread) {
+  auto optional = [](const std::optional<double>& value, const char* format) {
+    return value ? Format(format, *value) : std::string("-");
+  };
+  std::printf("%-12s %8.1f %10.0f %8.3f %8s %9s %9s %10s %11s %6llu %5.0f\n", row.label.c_str(),
+              row.datagrams_per_second, row.copies_per_second, row.ours_pct,
+              optional(row.net_pct, "%.3f").c_str(), optional(row.machine_pct, "%.2f").c_str(),
+              optional(row.bpf_pct, "%.3f").c_str(),
+              optional(row.bpf_ns_per_datagram, "%.0f").c_str(),
+              optional(row.bpf_ns_per_copy, "%.0f").c_str(),
+              static_cast<unsigned long long>(row.late), spread);
 }
 
 int Run(const Options& options) {
@@ -673,91 +797,56 @@ int Run(const Options& options) {
   // 2. CPU at the stream's real rate.
   std::printf(
       "\n%zu consumers of the %.2f Mbit/s, %.0f fps stream at %s (the sensor agent's "
-      "SensorSender, looping the file), %.0f s per line, every consumer keeps 1/1\n",
+      "SensorSender, looping the file), %.0f s per line, %zu round%s (each row: the median round; "
+      "+-%%: half the rounds' range), every consumer keeps 1/1\n",
       options.paced_consumers, stream->rates.full_bps() / 1e6, options.fps,
       options.paced_speed == 1.0
           ? "its recorded rate"
           : Format("%g times its recorded rate", options.paced_speed).c_str(),
-      options.paced_seconds);
+      options.paced_seconds, std::max<size_t>(options.paced_rounds, 1),
+      options.paced_rounds > 1 ? "s" : "");
   std::printf(
-      "  ours = this process + ksoftirqd; net = ours minus the sender-only line; machine "
-      "= /proc/stat busy minus the idle line's\n\n");
-  std::vector<PacedLine> paced;
-  {
-    auto idle = RunIdle(options.paced_seconds, meter);
-    if (!idle) return fail(idle.error());
-    paced.push_back(*idle);
-  }
-  {
-    auto attached = (*testbed)->edge().Run([&] {
-      return (*drop)->AttachIngress((*testbed)->uplink_ifindex(), kBaselineDropHandle,
-                                    kBaselineDropPriority);
-    });
-    if (!attached) return fail(attached.error());
-    if (!attached->ok()) return fail(*attached);
-    auto line = RunPaced("sender only", **testbed, options.ts_file, options.paced_seconds,
-                         options.paced_speed, meter, -1);
-    const Status cleared = (*testbed)->ClearUplinkFilters();
-    if (!line) return fail(line.error());
-    if (!cleared.ok()) return fail(cleared);
-    paced.push_back(*line);
-  }
-  {
-    auto ebpf = EbpfPath::Start(**testbed, options.paced_consumers);
-    if (!ebpf) return fail(ebpf.error());
-    auto stats = BpfRunTimeStats::Enable();
-    if (!stats) return fail(stats.error());
-    auto line = RunPaced("ebpf", **testbed, options.ts_file, options.paced_seconds,
-                         options.paced_speed, meter, (*ebpf)->prog_fd());
-    if (!line) return fail(line.error());
-    paced.push_back(*line);
-  }
-  {
-    auto replicator = StartReplicator(**testbed, options.paced_consumers);
-    if (!replicator) return fail(replicator.error());
-    auto line = RunPaced("user", **testbed, options.ts_file, options.paced_seconds,
-                         options.paced_speed, meter, -1);
-    (*replicator)->Stop();
-    if (!line) return fail(line.error());
-    paced.push_back(*line);
-  }
-  const PacedLine& idle = paced[0];
-  const PacedLine& sender_only = paced[1];
-  std::printf("%-12s %8s %10s %8s %8s %9s %9s %10s %11s %6s\n", "line", "dg/s", "copies/s",
-              "ours_%", "net_%", "machine_%", "bpf_%", "bpf_ns/dg", "bpf_ns/copy", "late");
-  double ebpf_bpf_pct = 0, ebpf_net_pct = 0, user_net_pct = 0;
-  for (const PacedLine& line : paced) {
-    const double wall = line.cpu.wall_seconds;
-    const double ours = 100.0 * line.cpu.attributed_cores();
-    const double machine = 100.0 * (line.cpu.machine_cores() - idle.cpu.machine_cores());
-    const bool is_traffic = &line != &idle;
-    const double net = 100.0 * (line.cpu.attributed_cores() - sender_only.cpu.attributed_cores());
-    std::string bpf_pct = "-", bpf_dg = "-", bpf_copy = "-";
-    if (line.bpf && wall > 0) {
-      const double ns = static_cast<double>(line.bpf->run_time_ns);
-      bpf_pct = Format("%.3f", 100.0 * ns * 1e-9 / wall);
-      if (line.bpf->run_count > 0) bpf_dg = Format("%.0f", ns / line.bpf->run_count);
-      if (line.copies > 0) bpf_copy = Format("%.0f", ns / line.copies);
-      ebpf_bpf_pct = 100.0 * ns * 1e-9 / wall;
-      ebpf_net_pct = net;
-    }
-    if (line.label == "user") user_net_pct = net;
-    std::printf("%-12s %8.1f %10.0f %8.3f %8s %9s %9s %10s %11s %6llu\n", line.label.c_str(),
-                wall > 0 ? line.datagrams / wall : 0.0, wall > 0 ? line.copies / wall : 0.0, ours,
-                is_traffic && &line != &sender_only ? Format("%.3f", net).c_str() : "-",
-                is_traffic ? Format("%.2f", machine).c_str() : "-", bpf_pct.c_str(), bpf_dg.c_str(),
-                bpf_copy.c_str(), static_cast<unsigned long long>(line.late));
-  }
-  for (const PacedLine& line : paced) {
-    if (line.label == "ebpf" || line.label == "user") {
-      const uint64_t expected = line.datagrams * options.paced_consumers;
-      if (line.copies != expected) {
-        std::printf("  note: %s delivered %llu copies of %llu expected\n", line.label.c_str(),
-                    static_cast<unsigned long long>(line.copies),
-                    static_cast<unsigned long long>(expected));
-      }
+      "  ours = this process + ksoftirqd; net = ours minus the round's sender-only line; machine "
+      "= /proc/stat busy minus the idle line's; bridge: a Linux bridge flooding the same veths "
+      "(the kernel's cost of putting each frame on every consumer's interface)\n\n");
+  auto idle_line = RunIdle(options.paced_seconds, meter);
+  if (!idle_line) return fail(idle_line.error());
+  const PacedLine& idle = *idle_line;
+  // The lines once per round, the rounds one after the other (as the throughput lines), so that
+  // a change in the machine's load touches all lines alike; each row is the median round.
+  std::map<std::string, std::vector<PacedRow>> paced_rows;
+  const size_t paced_rounds = std::max<size_t>(options.paced_rounds, 1);
+  for (size_t round = 1; round <= paced_rounds; ++round) {
+    std::fprintf(stderr, "fanout_bench: real-rate lines, round %zu of %zu\n", round, paced_rounds);
+    std::vector<PacedLine> round_lines;
+    const Status ran = RunPacedRound(**testbed, **drop, options, meter, &round_lines);
+    if (!ran.ok()) return fail(ran);
+    const PacedLine& sender_only = round_lines.front();
+    for (const PacedLine& line : round_lines) {
+      paced_rows[line.label].push_back(MakePacedRow(line, idle, sender_only, options));
     }
   }
+  std::printf("%-12s %8s %10s %8s %8s %9s %9s %10s %11s %6s %5s\n", "line", "dg/s", "copies/s",
+              "ours_%", "net_%", "machine_%", "bpf_%", "bpf_ns/dg", "bpf_ns/copy", "late", "+-%");
+  PrintPacedRow(MakePacedRow(idle, idle, idle, options), 0);
+  std::map<std::string, PacedRow> paced;  // the median rounds
+  for (const char* label : kPacedLabels) {
+    const auto [median, spread] = MedianPacedRound(paced_rows[label]);
+    PrintPacedRow(median, spread);
+    paced[label] = median;
+  }
+  for (const char* label : kPacedLabels) {
+    const PacedRow& row = paced[label];
+    if (row.expected_copies != 0 && row.copies != row.expected_copies) {
+      std::printf("  note: %s delivered %llu copies of %llu expected\n", label,
+                  static_cast<unsigned long long>(row.copies),
+                  static_cast<unsigned long long>(row.expected_copies));
+    }
+  }
+  const double ebpf_bpf_pct = paced["ebpf"].bpf_pct.value_or(0);
+  const double ebpf_net_pct = paced["ebpf"].net_pct.value_or(0);
+  const double user_net_pct = paced["user"].net_pct.value_or(0);
+  const double bridge_net_pct = paced["bridge"].net_pct.value_or(0);
 
   // 3. Bandwidth.
   const std::vector<ConsumerMix> mixes = {
@@ -837,13 +926,13 @@ int Run(const Options& options) {
   const bool goal_setting = options.paced_consumers == 100 && options.paced_speed == 1.0;
   std::printf(
       "  %zu consumers of the %.1f Mbit/s stream under 5%% of one core: the fan-out "
-      "program %.3f%% (%s); this process + ksoftirqd beyond the sender's own %.3f%%; the "
-      "userspace replicator %.3f%%\n",
+      "program %.3f%% (%s); this process + ksoftirqd beyond the sender's own %.3f%% (the "
+      "bridge's %.3f%%, the userspace replicator's %.3f%%)\n",
       options.paced_consumers, stream->rates.full_bps() / 1e6, ebpf_bpf_pct,
       !goal_setting        ? "not the goal's setting: 100 consumers at the recorded rate"
       : ebpf_bpf_pct < 5.0 ? "met"
                            : "NOT met",
-      ebpf_net_pct, user_net_pct);
+      ebpf_net_pct, bridge_net_pct, user_net_pct);
   const std::string paced_key =
       std::to_string(options.paced_consumers) +
       (options.paced_speed == 1.0 ? std::string("c_2mbps")
@@ -851,6 +940,7 @@ int Run(const Options& options) {
   add("cpu_pct_" + paced_key, Format("%.3f", ebpf_bpf_pct));
   add("cpu_pct_net_" + paced_key, Format("%.3f", ebpf_net_pct));
   add("user_cpu_pct_net_" + paced_key, Format("%.3f", user_net_pct));
+  add("bridge_cpu_pct_net_" + paced_key, Format("%.3f", bridge_net_pct));
   add("uplink_saved_pct", Format("%.1f", (*bandwidth)[1].uplink_saved_pct));
   add("egress_saved_pct", Format("%.1f", (*bandwidth)[1].egress_saved_pct));
   add("uplink_saved_pct_mix1", Format("%.1f", (*bandwidth)[0].uplink_saved_pct));
@@ -876,6 +966,7 @@ int Main(int argc, char** argv) {
   app.add_option("--consumers", options.consumer_counts, "consumer counts M")->delimiter(',');
   app.add_option("--sizes", options.sizes, "datagram sizes (1316: the TS stream)")->delimiter(',');
   app.add_option("--paced-seconds", options.paced_seconds, "time per real-rate line");
+  app.add_option("--paced-rounds", options.paced_rounds, "rounds of the real-rate lines");
   app.add_option("--paced-consumers", options.paced_consumers, "consumers of the real-rate lines");
   app.add_option("--paced-speed", options.paced_speed,
                  "send the stream this many times faster than recorded in the real-rate lines (to "
@@ -891,6 +982,7 @@ int Main(int argc, char** argv) {
     if (app.count("--rounds") == 0) options.throughput.rounds = 1;
     if (app.count("--consumers") == 0) options.consumer_counts = {1, 10};
     if (app.count("--paced-seconds") == 0) options.paced_seconds = 3;
+    if (app.count("--paced-rounds") == 0) options.paced_rounds = 1;
   }
   if (options.consumer_counts.empty() || options.sizes.empty()) {
     std::fprintf(stderr, "fanout_bench: --consumers and --sizes need at least one value\n");

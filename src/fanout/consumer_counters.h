@@ -14,7 +14,7 @@ namespace edgeflow::fanout {
 struct ConsumerCounters {
   std::array<uint64_t, EF_CLASS_COUNT> sent_packets{};  // TS packets
   std::array<uint64_t, EF_CLASS_COUNT> dropped_packets{};
-  std::array<uint64_t, EF_CLASS_COUNT> sent_bytes{};  // TS bytes, 188 per TS packet
+  std::array<uint64_t, EF_CLASS_COUNT> sent_bytes{};  // TS bytes, 188 per TS packet (derived)
   std::array<uint64_t, EF_CLASS_COUNT> dropped_bytes{};
   uint64_t datagrams_sent = 0;
   uint64_t datagrams_dropped = 0;
@@ -27,8 +27,8 @@ struct ConsumerCounters {
     for (size_t k = 0; k < EF_CLASS_COUNT; ++k) {
       sent_packets[k] += counts.sent_packets[k];
       dropped_packets[k] += counts.dropped_packets[k];
-      sent_bytes[k] += counts.sent_bytes[k];
-      dropped_bytes[k] += counts.dropped_bytes[k];
+      sent_bytes[k] += counts.sent_packets[k] * EF_TS_PACKET_BYTES;
+      dropped_bytes[k] += counts.dropped_packets[k] * EF_TS_PACKET_BYTES;
     }
     datagrams_sent += counts.datagrams_sent;
     datagrams_dropped += counts.datagrams_dropped;

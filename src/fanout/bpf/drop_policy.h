@@ -132,20 +132,19 @@ EF_INLINE __u32 ef_decide_datagram(const struct ef_consumer_policy* p, struct ef
 }
 
 /* What one consumer was sent and spared, counted the same way in the kernel (per CPU, summed by
- * the loader) and in userspace. Bytes are TS bytes (EF_TS_PACKET_BYTES per TS packet) by class;
- * payload_bytes_sent is the UDP payload of the datagrams sent, null packets and uninspected
- * datagrams included. */
+ * the loader) and in userspace. TS packets by class; their bytes are EF_TS_PACKET_BYTES each, so
+ * they are not counted twice (the kernel writes one consumer's counters per copy, and every cache
+ * line it touches there costs at the stream's real rate). payload_bytes_sent is the UDP payload
+ * of the datagrams sent, null packets and uninspected datagrams included. The fields a copy
+ * writes come first. */
 struct ef_consumer_counters {
   __u64 sent_packets[EF_CLASS_COUNT]; /* TS packets, by class; invalid ones count as OTHER */
   __u64 dropped_packets[EF_CLASS_COUNT];
-  __u64 sent_bytes[EF_CLASS_COUNT];
-  __u64 dropped_bytes[EF_CLASS_COUNT];
   __u64 datagrams_sent;
+  __u64 payload_bytes_sent;
   __u64 datagrams_dropped;     /* decided away whole */
   __u64 uninspected_datagrams; /* of those sent: not TS, forwarded whole */
-  __u64 payload_bytes_sent;
-  __u64 send_errors; /* the copy could not be handed to its interface */
-  __u64 pad;
+  __u64 send_errors;           /* the copy could not be handed to its interface */
 };
 
 /* Counts the decision `mask` (ef_decide_datagram's) over an inspected datagram of n TS packets. */
@@ -157,10 +156,8 @@ EF_INLINE void ef_count_decision(struct ef_consumer_counters* c, const struct ef
     if (klass >= EF_CLASS_COUNT) klass = EF_CLASS_OTHER;
     if (mask & (1u << i)) {
       c->sent_packets[klass]++;
-      c->sent_bytes[klass] += EF_TS_PACKET_BYTES;
     } else {
       c->dropped_packets[klass]++;
-      c->dropped_bytes[klass] += EF_TS_PACKET_BYTES;
     }
   }
   if (mask == 0) {

@@ -54,6 +54,10 @@ long fanout_h264_slice_type(const struct fanout_scratch* buffer, __u32 pos);
 #define FANOUT_IP_OFFSET 0x1fff
 #define FANOUT_IP_MF 0x2000
 
+/* What ts_dpi.h's inspection reads of a TS packet without payload_unit_start_indicator: the
+ * 4-byte header, the adaptation field's length and its flags. */
+#define FANOUT_TS_SHORT_READ 6
+
 /* Ethernet + the longest IPv4 header + UDP: what has to be in the skb's linear data. */
 #define FANOUT_MAX_HEADERS (14 + 60 + 8)
 
@@ -120,6 +124,9 @@ struct fanout_scratch {
   __u8 ts[EF_TS_BUFFER_BYTES]; /* one TS packet, in the first EF_TS_PACKET_BYTES (ts_dpi.h) */
   __u32 headers[EF_MAX_TS_PER_DATAGRAM]; /* the TS packets' original 4-byte headers */
   struct ef_ts_verdict verdicts[EF_MAX_TS_PER_DATAGRAM];
+  /* The datagram's TS packets by class (invalid ones as OTHER): what a consumer that gets the
+   * whole datagram, the usual case, is counted for. */
+  __u32 class_packets[EF_CLASS_COUNT];
 };
 
 struct {
@@ -188,6 +195,13 @@ __noinline int fanout_decide(const struct fanout_consumer* c, struct ef_consumer
 __noinline int fanout_count(struct ef_consumer_counters* counters, const struct fanout_scratch* s,
                             __u32 packets, __u32 mask) {
   if (!counters || !s) return 0;
+  if (packets <= EF_MAX_TS_PER_DATAGRAM && mask == (1u << packets) - 1) {
+    /* The whole datagram: what ef_count_decision counts, from the classes counted once. */
+    for (__u32 k = 0; k < EF_CLASS_COUNT; k++) counters->sent_packets[k] += s->class_packets[k];
+    counters->datagrams_sent++;
+    counters->payload_bytes_sent += (__u64)packets * EF_TS_PACKET_BYTES;
+    return 0;
+  }
   ef_count_decision(counters, s->verdicts, packets, mask);
   return 0;
 }
@@ -225,37 +239,75 @@ __noinline int fanout_apply_mask(struct __sk_buff* skb, const struct fanout_scra
   return (int)nulled;
 }
 
+/* RFC 1624's incremental update of a 16-bit one's complement checksum for a 32-bit field that
+ * changes from `from` to `to`. Byte order does not matter as long as all three are read from the
+ * packet the same way: a one's complement sum of byte-swapped words is the byte-swapped sum. */
+static __always_inline __u16 fanout_csum_replace4(__u16 check, __u32 from, __u32 to) {
+  __u32 sum = (__u16)~check;
+  sum += (__u16)~(from & 0xFFFF);
+  sum += (__u16)~(from >> 16);
+  sum += to & 0xFFFF;
+  sum += to >> 16;
+  sum = (sum & 0xFFFF) + (sum >> 16);
+  sum = (sum & 0xFFFF) + (sum >> 16);
+  return (__u16)~sum;
+}
+
 /* Points the skb at consumer `c`: Ethernet addresses, IPv4 destination, UDP destination port,
- * with the IP header checksum and the UDP checksum (pseudo-header included) updated. */
+ * with the IP header checksum and the UDP checksum (pseudo-header included) updated.
+ *
+ * The headers are written in place: bpf_clone_redirect leaves the skb's head private (it copies
+ * it for the clone's sake), and the verifier makes it private at the program's start, so direct
+ * writes need no helper each. The IP header checksum is plain arithmetic. The UDP checksum goes
+ * through bpf_l4_csum_replace, which alone knows how the skb carries it (complete, or partial
+ * with only the pseudo-header summed, when the sender left it to offload); a datagram sent
+ * without one (0) keeps none. Returns 0, or nonzero if the headers are not where the pass saw
+ * them or a helper failed. */
 static __always_inline long fanout_retarget(struct fanout_pass* pass,
                                             const struct fanout_consumer* c) {
-  /* dmac and smac are adjacent: the Ethernet header's first 12 bytes in one store. */
-  long err = bpf_skb_store_bytes(pass->skb, 0, c->dmac, 12, 0);
-  if (err) return err;
-  __u32 daddr = c->daddr;
-  if (daddr != pass->daddr) {
-    err = bpf_l3_csum_replace(pass->skb, pass->ip_off + 10, pass->daddr, daddr, sizeof(daddr));
-    if (err) return err;
-    err = bpf_l4_csum_replace(pass->skb, pass->udp_off + 6, pass->daddr, daddr,
-                              BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(daddr));
-    if (err) return err;
-    err = bpf_skb_store_bytes(pass->skb, pass->ip_off + 16, &daddr, sizeof(daddr), 0);
-    if (err) return err;
+  struct __sk_buff* skb = pass->skb;
+  void* data = (void*)(long)skb->data;
+  void* data_end = (void*)(long)skb->data_end;
+  /* An IPv4 header is 20..60 bytes: the mask only tells the verifier so. */
+  const __u32 udp_off = pass->udp_off & 0x7F;
+  struct iphdr* ip = data + sizeof(struct ethhdr);
+  if ((void*)(ip + 1) > data_end) return -1;
+  struct udphdr* udp = data + udp_off;
+  if ((void*)(udp + 1) > data_end) return -1;
+
+  /* dmac and smac are adjacent in both: the Ethernet header's first 12 bytes. */
+  *(__u64*)data = *(const __u64*)c->dmac;
+  *(__u32*)(data + 8) = *(const __u32*)(c->dmac + 8);
+
+  const __u32 old_daddr = pass->daddr;
+  const __u32 daddr = c->daddr;
+  const __u16 old_dport = pass->dport;
+  const __u16 dport = c->dport;
+  const int udp_checksummed = udp->check != 0;
+  if (daddr != old_daddr) {
+    ip->check = fanout_csum_replace4(ip->check, old_daddr, daddr);
+    ip->daddr = daddr;
     pass->daddr = daddr;
   }
-  __u16 dport = c->dport;
-  if (dport != pass->dport) {
-    err = bpf_l4_csum_replace(pass->skb, pass->udp_off + 6, pass->dport, dport,
-                              BPF_F_MARK_MANGLED_0 | sizeof(dport));
-    if (err) return err;
-    err = bpf_skb_store_bytes(pass->skb, pass->udp_off + 2, &dport, sizeof(dport), 0);
-    if (err) return err;
+  if (dport != old_dport) {
+    udp->dest = dport;
     pass->dport = dport;
+  }
+  /* The helpers change the skb: the packet pointers above are not used past this point. */
+  if (!udp_checksummed) return 0;
+  if (daddr != old_daddr) {
+    long err = bpf_l4_csum_replace(skb, udp_off + 6, old_daddr, daddr,
+                                   BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(daddr));
+    if (err) return err;
+  }
+  if (dport != old_dport) {
+    long err = bpf_l4_csum_replace(skb, udp_off + 6, old_dport, dport,
+                                   BPF_F_MARK_MANGLED_0 | sizeof(dport));
+    if (err) return err;
   }
   return 0;
 }
 
-/* bpf_loop's body: entry `index` of the stream's consumer list. Returns 0 to go on, 1 to stop. */
 /* Sends the consumer the skb is prepared for its copy, if there is one. */
 static __always_inline void fanout_send_pending(struct fanout_pass* pass) {
   if (pass->pending_slot_plus_one == 0) return;
@@ -290,7 +342,8 @@ static long fanout_serve_consumer(__u64 index, void* data) {
   }
   /* The skb is about to be changed for this consumer: the one it was prepared for goes first. */
   fanout_send_pending(pass);
-  if (pass->packets != 0) {
+  /* The usual case, the whole datagram with nothing null, needs no call. */
+  if (pass->packets != 0 && !(pass->nulled == 0 && mask == (1u << pass->packets) - 1)) {
     int nulled = fanout_apply_mask(pass->skb, pass->scratch, pass->udp_off,
                                    pass->packets | pass->nulled << 8 | mask << 16);
     if (nulled < 0) {
@@ -378,10 +431,16 @@ int fanout_ingress(struct __sk_buff* skb) {
       packets > EF_MAX_TS_PER_DATAGRAM) {
     counters->uninspected += 1;
   } else {
+    for (__u32 k = 0; k < EF_CLASS_COUNT; k++) s->class_packets[k] = 0;
     for (__u32 i = 0; i < EF_MAX_TS_PER_DATAGRAM; i++) {
       if (i >= packets) break;
-      if (bpf_skb_load_bytes(skb, pass.payload_off + i * EF_TS_PACKET_BYTES, s->ts,
-                             EF_TS_PACKET_BYTES) != 0) {
+      /* The inspection reads only the header and the adaptation field's flags (6 bytes) of a
+       * packet that starts no PES: the rest is copied only when one does. */
+      const __u32 offset = pass.payload_off + i * EF_TS_PACKET_BYTES;
+      if (bpf_skb_load_bytes(skb, offset, s->ts, FANOUT_TS_SHORT_READ) != 0 ||
+          ((s->ts[1] & 0x40) &&
+           bpf_skb_load_bytes(skb, offset + FANOUT_TS_SHORT_READ, s->ts + FANOUT_TS_SHORT_READ,
+                              EF_TS_PACKET_BYTES - FANOUT_TS_SHORT_READ) != 0)) {
         counters->malformed += 1;
         return TC_ACT_OK;
       }
@@ -397,6 +456,7 @@ int fanout_ingress(struct __sk_buff* skb) {
       __u32 klass = v.valid ? v.klass : (__u32)EF_CLASS_OTHER;
       if (klass >= EF_CLASS_COUNT) klass = EF_CLASS_OTHER;
       counters->ts_packets[klass] += 1;
+      s->class_packets[klass] += 1;
       if (!v.valid) counters->invalid_ts += 1;
     }
     pass.packets = packets;

@@ -278,7 +278,9 @@ EF_INLINE void ef_classify_picture(struct ef_stream_state* s, const __u8* b, __u
   if (!scan.decided && scan.intra_delimiter) s->frame_class = EF_CLASS_REFERENCE;
 }
 
-/* Inspects one TS packet (`b`, EF_TS_PACKET_BYTES bytes) of the stream. */
+/* Inspects one TS packet (`b`, EF_TS_PACKET_BYTES bytes) of the stream. Of a packet without
+ * payload_unit_start_indicator it reads bytes 0..5 only, which the kernel program relies on: it
+ * copies the rest out of the skb only for packets that have the indicator. */
 EF_INLINE struct ef_ts_verdict ef_inspect_ts_packet(struct ef_stream_state* s, const __u8* b) {
   struct ef_ts_verdict v = {0, EF_CLASS_OTHER, 0, 1};
   if (ef_ts_byte(b, 0) != EF_TS_SYNC_BYTE) return v;
