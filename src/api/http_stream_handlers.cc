@@ -125,7 +125,9 @@ Result<Value> FieldValue(const char* field, Result<Value> parsed) {
 }
 
 // A need from a body's "keep" and "mode", each defaulting to `current`'s.
-Result<fanout::ConsumerNeed> ParseNeed(const nlohmann::json& body, fanout::ConsumerNeed current) {
+// The need fields given in `body` ("keep", "mode"), checked.
+Result<fanout::ConsumerNeedChange> ParseNeedChange(const nlohmann::json& body) {
+  fanout::ConsumerNeedChange change;
   auto keep = StringField(body, "keep", "\"1/2\"");
   if (!keep) return Error(std::move(keep.error()));
   if (*keep) {
@@ -133,16 +135,16 @@ Result<fanout::ConsumerNeed> ParseNeed(const nlohmann::json& body, fanout::Consu
     if (!fraction) {
       return Error(Status::InvalidArgument("field \"keep\": " + fraction.error().message()));
     }
-    current.need = *fraction;
+    change.need = *fraction;
   }
   auto mode = StringField(body, "mode", "\"frame\"");
   if (!mode) return Error(std::move(mode.error()));
   if (*mode) {
     auto parsed = FieldValue("mode", fanout::ParseDropMode(**mode));
     if (!parsed) return Error(std::move(parsed.error()));
-    current.mode = *parsed;
+    change.mode = *parsed;
   }
-  return current;
+  return change;
 }
 
 nlohmann::json ByClass(const std::array<uint64_t, EF_CLASS_COUNT>& counts) {
@@ -351,9 +353,9 @@ HttpResponse HttpStreamHandlers::AddConsumer(const HttpRequest& req, const Route
     config.mac = *parsed;
   }
   // Everything by default, dropped (when it is asked to) so that the rest still decodes.
-  auto need = ParseNeed(*body, fanout::ConsumerNeed{fanout::Fraction::One(), EF_DROP_FRAME});
+  auto need = ParseNeedChange(*body);
   if (!need) return bad(need.error());
-  config.need = *need;
+  config.need = need->AppliedTo(fanout::ConsumerNeed{fanout::Fraction::One(), EF_DROP_FRAME});
 
   auto added = fanout_->AddConsumer(match.stream, config);
   if (!added) return ErrorOf(req, added.error());
@@ -380,36 +382,14 @@ HttpResponse HttpStreamHandlers::SetNeed(const HttpRequest& req, const RouteMatc
   auto bad = [&](const Status& s) { return BodyErrorOf(req, s); };
   auto body = ParseBody(req, kNeedFields);
   if (!body) return bad(body.error());
-  auto given = [&](const char* field) {
-    auto it = body->find(field);
-    return it != body->end() && !it->is_null();
-  };
-  if (!given("keep") && !given("mode")) {
+  auto change = ParseNeedChange(*body);
+  if (!change) return bad(change.error());
+  // What is not given stays as it is, so that `policy set --keep` does not reset the mode.
+  if (!change->need && !change->mode) {
     return bad(Status::InvalidArgument(
         "nothing to change: give \"keep\" (like \"1/2\"), \"mode\" (frame or packet) or both"));
   }
-  // The values first, so that a bad one is reported whatever the consumer.
-  auto need = ParseNeed(*body, fanout::ConsumerNeed{fanout::Fraction::One(), EF_DROP_FRAME});
-  if (!need) return bad(need.error());
-  // What is not given stays as it is, so that `policy set --keep` does not reset the mode. (A
-  // concurrent change of the other field between this read and SetNeed is overwritten.)
-  if (!given("keep") || !given("mode")) {
-    auto stream = fanout_->GetStream(match.stream);
-    if (!stream) return ErrorOf(req, stream.error());
-    bool found = false;
-    for (const fanout::ConsumerStatus& c : stream->consumers) {
-      if (c.config.name == match.consumer) {
-        need = ParseNeed(*body, c.config.need);
-        found = true;
-      }
-    }
-    if (!found) {
-      return ErrorOf(req, Status::NotFound("stream " + QuoteForError(match.stream) +
-                                           " has no consumer " + QuoteForError(match.consumer)));
-    }
-  }
-  if (!need) return bad(need.error());
-  auto changed = fanout_->SetNeed(match.stream, match.consumer, *need);
+  auto changed = fanout_->ChangeNeed(match.stream, match.consumer, *change);
   if (!changed) return ErrorOf(req, changed.error());
   return MakeJsonResponse(req.version(), 200, DumpJson(ConsumerJson(*changed)), req.keep_alive());
 }

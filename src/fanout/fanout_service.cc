@@ -21,6 +21,7 @@
 #include "channels/mqtt_client.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/text_encoding.h"
 #include "fanout/fanout_text.h"
 #include "fanout/sensor_quality.h"
 #include "fanout/udp_replicator.h"
@@ -598,7 +599,7 @@ Status FanoutService::RemoveStream(std::string_view name) {
     std::lock_guard lock(mu_);
     const auto it = streams_.find(name);
     if (it == streams_.end()) {
-      return Status::NotFound("no stream \"" + std::string(name) + "\"");
+      return Status::NotFound("no stream " + QuoteForError(name));
     }
     stream = std::move(it->second);
     streams_.erase(it);
@@ -628,7 +629,7 @@ Status FanoutService::RemoveStream(std::string_view name) {
 Result<FanoutService::Stream*> FanoutService::FindStream(std::string_view name) const {
   const auto it = streams_.find(name);
   if (it == streams_.end()) {
-    return Error(Status::NotFound("no stream \"" + std::string(name) + "\""));
+    return Error(Status::NotFound("no stream " + QuoteForError(name)));
   }
   return it->second.get();
 }
@@ -671,8 +672,8 @@ Status FanoutService::RemoveConsumer(std::string_view name, std::string_view con
       std::find_if(stream.consumers.begin(), stream.consumers.end(),
                    [&](const auto& c) { return c->config.name == consumer_name; });
   if (consumer == stream.consumers.end()) {
-    return Status::NotFound("stream \"" + std::string(name) + "\" has no consumer \"" +
-                            std::string(consumer_name) + "\"");
+    return Status::NotFound("stream " + QuoteForError(name) + " has no consumer " +
+                            QuoteForError(consumer_name));
   }
   if (program_) {
     program_->RemoveConsumer((*consumer)->slot).IgnoreError();
@@ -684,9 +685,10 @@ Status FanoutService::RemoveConsumer(std::string_view name, std::string_view con
   return Save(stream);
 }
 
-Result<ConsumerStatus> FanoutService::SetNeed(std::string_view name, std::string_view consumer_name,
-                                              const ConsumerNeed& need) {
-  if (!need.need.valid()) {
+Result<ConsumerStatus> FanoutService::ChangeNeed(std::string_view name,
+                                                 std::string_view consumer_name,
+                                                 const ConsumerNeedChange& change) {
+  if (change.need && !change.need->valid()) {
     return Error(Status::InvalidArgument("a consumer's keep is a fraction between 0 and 1"));
   }
   std::lock_guard lock(mu_);
@@ -698,10 +700,11 @@ Result<ConsumerStatus> FanoutService::SetNeed(std::string_view name, std::string
     ++index;
   }
   if (index == stream.consumers.size()) {
-    return Error(Status::NotFound("stream \"" + std::string(name) + "\" has no consumer \"" +
-                                  std::string(consumer_name) + "\""));
+    return Error(Status::NotFound("stream " + QuoteForError(name) + " has no consumer " +
+                                  QuoteForError(consumer_name)));
   }
-  stream.consumers[index]->config.need = need;
+  ConsumerNeed& need = stream.consumers[index]->config.need;
+  need = change.AppliedTo(need);
   if (Status status = ApplyPlan(stream); !status.ok()) return Error(status);
   if (Status status = Save(stream); !status.ok()) return Error(status);
   return StatusOf(stream).consumers[index];

@@ -126,9 +126,11 @@ class FanoutService {
   Status RemoveStream(std::string_view stream);
   Result<ConsumerStatus> AddConsumer(std::string_view stream, const ConsumerConfig& config);
   Status RemoveConsumer(std::string_view stream, std::string_view consumer);
-  // Changes what a consumer needs; the plan is recomputed (the sensor's quality may change).
-  Result<ConsumerStatus> SetNeed(std::string_view stream, std::string_view consumer,
-                                 const ConsumerNeed& need);
+  // Changes what a consumer needs, the fields the change gives and only those, in one step (a
+  // concurrent change of the other field is not lost); the plan is recomputed (the sensor's
+  // quality may change).
+  Result<ConsumerStatus> ChangeNeed(std::string_view stream, std::string_view consumer,
+                                    const ConsumerNeedChange& change);
 
   Result<StreamStatus> GetStream(std::string_view stream) const;
   std::vector<StreamStatus> ListStreams() const;

@@ -17,6 +17,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,6 +68,18 @@ std::string FormatFraction(Fraction fraction);
 struct ConsumerNeed {
   Fraction need = Fraction::One();
   ef_drop_mode mode = EF_DROP_PACKET;
+};
+
+// A change of a consumer's need: the fields given replace the need's, the others stay.
+struct ConsumerNeedChange {
+  std::optional<Fraction> need;
+  std::optional<ef_drop_mode> mode;
+
+  ConsumerNeed AppliedTo(ConsumerNeed current) const {
+    if (need) current.need = *need;
+    if (mode) current.mode = *mode;
+    return current;
+  }
 };
 
 // What the edge does for one consumer.

@@ -53,6 +53,18 @@ TEST(DropPolicyTest, TheAccumulatorKeepsExactlyTheRatio) {
   EXPECT_EQ(ef_credit_keep(&everything, &c), 1);
 }
 
+TEST(DropPolicyTest, ANewPolicyKeepsItsRatioFromTheStart) {
+  // The policy changes at run time; the accumulator is the consumer's and stays. Credit left from
+  // a policy with a larger denominator must not turn into a burst of kept units.
+  ef_consumer_state c{};
+  const ef_consumer_policy fine = Policy(999, 1000, EF_DROP_PACKET);
+  for (int i = 0; i < 500; ++i) ef_credit_keep(&fine, &c);
+  const ef_consumer_policy half = Policy(1, 2, EF_DROP_PACKET);
+  uint32_t kept = 0;
+  for (int i = 0; i < 10; ++i) kept += static_cast<uint32_t>(ef_credit_keep(&half, &c));
+  EXPECT_EQ(kept, 5u);
+}
+
 TEST(DropPolicyTest, PacketModeDropsOnlyWholeDifferentialDatagrams) {
   const ef_consumer_policy half = Policy(1, 2, EF_DROP_PACKET);
   ef_consumer_state c{};

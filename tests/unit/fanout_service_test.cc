@@ -165,12 +165,23 @@ TEST_F(FanoutServiceTest, ThePlanFollowsTheConsumers) {
   EXPECT_EQ(stream.consumers[0].in_effect, Fraction(1, 2));
   EXPECT_EQ(stream.consumers[1].in_effect, Fraction::One());
 
-  auto changed = service_->SetNeed("cam1", "a", {{1, 1}, EF_DROP_PACKET});
+  auto changed = service_->ChangeNeed("cam1", "a", {Fraction{1, 1}, EF_DROP_PACKET});
   ASSERT_TRUE(changed.has_value());
   EXPECT_EQ(changed->residual, Fraction::One());
   stream = *service_->GetStream("cam1");
   EXPECT_EQ(stream.sensor_keep, Fraction::One());
   EXPECT_EQ(stream.consumers[1].residual, Fraction(1, 2));
+  // A change of one field leaves the other as it is.
+  changed = service_->ChangeNeed("cam1", "a", {.mode = EF_DROP_FRAME});
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_EQ(changed->config.need.need, Fraction::One());
+  EXPECT_EQ(changed->config.need.mode, EF_DROP_FRAME);
+  changed = service_->ChangeNeed("cam1", "a", {.need = Fraction{3, 4}});
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_EQ(changed->config.need.need, Fraction(3, 4));
+  EXPECT_EQ(changed->config.need.mode, EF_DROP_FRAME);
+  EXPECT_EQ(service_->ChangeNeed("cam1", "a", {.need = Fraction{3, 2}}).error().code(),
+            ErrorCode::kInvalidArgument);
 
   ASSERT_TRUE(service_->RemoveConsumer("cam1", "a").ok());
   stream = *service_->GetStream("cam1");
@@ -225,7 +236,8 @@ TEST_F(FanoutServiceTest, RefusesBadRequestsWithReasons) {
   ASSERT_TRUE(service_->AddConsumer("cam1", Consumer("c", r.address(), {1, 1})).has_value());
   EXPECT_EQ(code(service_->AddConsumer("cam1", Consumer("c", r.address(), {1, 1}))),
             ErrorCode::kAlreadyExists);
-  EXPECT_EQ(code(service_->SetNeed("cam1", "zz", {{1, 2}, EF_DROP_FRAME})), ErrorCode::kNotFound);
+  EXPECT_EQ(code(service_->ChangeNeed("cam1", "zz", {Fraction{1, 2}, EF_DROP_FRAME})),
+            ErrorCode::kNotFound);
   EXPECT_EQ(service_->RemoveConsumer("cam1", "zz").code(), ErrorCode::kNotFound);
   EXPECT_EQ(service_->RemoveStream("zz").code(), ErrorCode::kNotFound);
   // The address of a stream that failed to be set up is free again: nothing half-made stays.

@@ -57,6 +57,9 @@ struct ef_consumer_state {
 /* One unit: 1 = keep, 0 = drop, exactly keep_num of every keep_den. */
 EF_INLINE int ef_credit_keep(const struct ef_consumer_policy* p, struct ef_consumer_state* c) {
   if (p->keep_den == 0 || p->keep_num >= p->keep_den) return 1;
+  /* Credit is below keep_den, unless the policy changed to a smaller one: without this, credit
+   * left from 333/1000 would keep every unit of a new 1/2 for hundreds of units. */
+  if (c->credit >= p->keep_den) c->credit %= p->keep_den;
   c->credit += p->keep_num;
   if (c->credit >= p->keep_den) {
     c->credit -= p->keep_den;
