@@ -380,9 +380,12 @@ Result<PacedLine> RunPaced(const std::string& label, FanoutTestbed& testbed,
   return line;
 }
 
+// The line without traffic that the machine-wide figures are measured against.
+constexpr const char* kIdleLabel = "idle";
+
 Result<PacedLine> RunIdle(double seconds, const CpuMeter& meter) {
   PacedLine line;
-  line.label = "idle";
+  line.label = kIdleLabel;
   const CpuSample before = meter.Sample();
   if (!SleepFor(Seconds(seconds))) return Error(Interrupted());
   line.cpu = meter.Between(before, meter.Sample());
@@ -421,13 +424,14 @@ double RankOf(const ThroughputLine& line) {
 
 // The round with the median rank (so that a printed row is one real measurement, not a mix of
 // rounds), and half the rounds' range around it in percent (0 for a single round).
-std::pair<ThroughputLine, double> MedianRound(std::vector<ThroughputLine> rounds) {
+template <typename Round, typename Rank>
+std::pair<Round, double> MedianRound(std::vector<Round> rounds, Rank rank) {
+  if (rounds.empty()) return {Round{}, 0};
   std::sort(rounds.begin(), rounds.end(),
-            [](const ThroughputLine& a, const ThroughputLine& b) { return RankOf(a) < RankOf(b); });
-  const ThroughputLine& median = rounds[rounds.size() / 2];
+            [&](const Round& a, const Round& b) { return rank(a) < rank(b); });
+  const Round& median = rounds[rounds.size() / 2];
   const double spread =
-      RankOf(median) > 0 ? 50.0 * (RankOf(rounds.back()) - RankOf(rounds.front())) / RankOf(median)
-                         : 0;
+      rank(median) > 0 ? 50.0 * (rank(rounds.back()) - rank(rounds.front())) / rank(median) : 0;
   return {median, spread};
 }
 
@@ -647,9 +651,9 @@ PacedRow MakePacedRow(const PacedLine& line, const PacedLine& idle, const PacedL
   row.copies = line.copies;
   row.ours_pct = 100.0 * line.cpu.attributed_cores();
   row.late = line.late;
-  if (&line == &idle) return row;
+  if (line.label == kIdleLabel) return row;
   row.machine_pct = 100.0 * (line.cpu.machine_cores() - idle.cpu.machine_cores());
-  if (&line == &sender_only) return row;
+  if (line.label == kPacedLabels[0]) return row;  // the sender alone: no copies, no net
   row.expected_copies = line.datagrams * options.paced_consumers;
   row.net_pct = 100.0 * (line.cpu.attributed_cores() - sender_only.cpu.attributed_cores());
   if (line.bpf && wall > 0) {
@@ -659,18 +663,6 @@ PacedRow MakePacedRow(const PacedLine& line, const PacedLine& idle, const PacedL
     if (line.copies > 0) row.bpf_ns_per_copy = ns / line.copies;
   }
   return row;
-}
-
-// The median round, and half the rounds' range of its rank in percent of it.
-std::pair<PacedRow, double> MedianPacedRound(std::vector<PacedRow> rounds) {
-  if (rounds.empty()) return {PacedRow{}, 0};
-  std::sort(rounds.begin(), rounds.end(),
-            [](const PacedRow& a, const PacedRow& b) { return a.rank() < b.rank(); });
-  const PacedRow& median = rounds[rounds.size() / 2];
-  const double spread =
-      median.rank() > 0 ? 50.0 * (rounds.back().rank() - rounds.front().rank()) / median.rank()
-                        : 0;
-  return {median, spread};
 }
 
 void PrintPacedRow(const PacedRow& row, double spread) {
@@ -782,7 +774,7 @@ int Run(const Options& options) {
       }
     }
     auto print = [&](Path path, size_t consumers) {
-      const auto [median, spread] = MedianRound(measured[{path, size, consumers}]);
+      const auto [median, spread] = MedianRound(measured[{path, size, consumers}], RankOf);
       PrintThroughputLine(median, spread, rounds);
       lines[{path, size, consumers}] = median;
     };
@@ -831,7 +823,8 @@ int Run(const Options& options) {
   PrintPacedRow(MakePacedRow(idle, idle, idle, options), 0);
   std::map<std::string, PacedRow> paced;  // the median rounds
   for (const char* label : kPacedLabels) {
-    const auto [median, spread] = MedianPacedRound(paced_rows[label]);
+    const auto [median, spread] =
+        MedianRound(paced_rows[label], [](const PacedRow& row) { return row.rank(); });
     PrintPacedRow(median, spread);
     paced[label] = median;
   }
