@@ -410,7 +410,7 @@ Status FanoutService::SetUpStream(Stream& stream) {
     stream.replicator = std::move(*replicator);
   }
   for (auto& consumer : stream.consumers) {
-    if (Status status = SetUpConsumer(stream, *consumer); !status.ok()) {
+    if (Status status = SetUpConsumer(stream, *consumer, nullptr); !status.ok()) {
       log::Warn("fan-out: cannot set up a consumer", {{"stream", stream.config.name},
                                                       {"consumer", consumer->config.name},
                                                       {"error", status.ToString()}});
@@ -419,7 +419,42 @@ Status FanoutService::SetUpStream(Stream& stream) {
   return ApplyPlan(stream);
 }
 
-Status FanoutService::SetUpConsumer(Stream& stream, Consumer& consumer) {
+// Where a consumer's copies leave on the eBPF data path.
+struct FanoutService::ConsumerLink {
+  std::string interface;
+  int ifindex = 0;
+  MacAddress dmac{};  // the consumer's
+  MacAddress smac{};  // the interface's
+};
+
+// The interface the consumer is reached by (given, or the route's) and the Ethernet addresses
+// of its copies.
+Result<FanoutService::ConsumerLink> FanoutService::FindConsumerLink(const ConsumerConfig& config) {
+  auto destination = Ipv4Destination("consumer address", config.address);
+  if (!destination) return Error(destination.error());
+  ConsumerLink link;
+  link.interface = config.interface;
+  if (link.interface.empty()) {
+    auto routed = RouteInterface(*destination);
+    if (!routed) return Error(routed.error());
+    link.interface = *routed;
+  }
+  auto facts = DescribeInterface(link.interface);
+  if (!facts) return Error(facts.error());
+  link.ifindex = facts->ifindex;
+  link.smac = facts->mac;
+  if (config.mac) {
+    link.dmac = *config.mac;
+  } else if (!facts->loopback) {
+    auto resolved = ResolveMac(*destination, config.address.host, link.interface);
+    if (!resolved) return Error(resolved.error());
+    link.dmac = *resolved;
+  }
+  return link;
+}
+
+Status FanoutService::SetUpConsumer(Stream& stream, Consumer& consumer,
+                                    const ConsumerLink* found_link) {
   auto destination = Ipv4Destination("consumer address", consumer.config.address);
   if (!destination) return destination.error();
   consumer.destination = *destination;
@@ -431,25 +466,17 @@ Status FanoutService::SetUpConsumer(Stream& stream, Consumer& consumer) {
     consumer.replicator_index = *index;
     return Status::Ok();
   }
-  std::string interface = consumer.config.interface;
-  if (interface.empty()) {
-    auto routed = RouteInterface(consumer.destination);
-    if (!routed) return routed.error();
-    interface = *routed;
+  ConsumerLink link;
+  if (found_link) {
+    link = *found_link;
+  } else {
+    auto found = FindConsumerLink(consumer.config);
+    if (!found) return found.error();
+    link = std::move(*found);
   }
-  auto facts = DescribeInterface(interface);
-  if (!facts) return facts.error();
-  MacAddress mac{};
-  if (consumer.config.mac) {
-    mac = *consumer.config.mac;
-  } else if (!facts->loopback) {
-    auto resolved = ResolveMac(consumer.destination, consumer.config.address.host, interface);
-    if (!resolved) return resolved.error();
-    mac = *resolved;
-  }
-  ConsumerSpec spec{.ifindex = facts->ifindex,
-                    .dmac = mac,
-                    .smac = facts->mac,
+  ConsumerSpec spec{.ifindex = link.ifindex,
+                    .dmac = link.dmac,
+                    .smac = link.smac,
                     .daddr = consumer.destination.sin_addr.s_addr,
                     .dport = consumer.destination.sin_port,
                     .ingress = false,
@@ -457,8 +484,8 @@ Status FanoutService::SetUpConsumer(Stream& stream, Consumer& consumer) {
   auto slot = program_->AddConsumer(stream.id, spec);
   if (!slot) return slot.error();
   consumer.slot = *slot;
-  consumer.interface = interface;
-  consumer.mac = mac;
+  consumer.interface = link.interface;
+  consumer.mac = link.dmac;
   return Status::Ok();
 }
 
@@ -640,19 +667,40 @@ Result<ConsumerStatus> FanoutService::AddConsumer(std::string_view name,
   if (!config.need.need.valid()) {
     return Error(Status::InvalidArgument("a consumer's keep is a fraction between 0 and 1"));
   }
+  // The stream, with no consumer of that name yet. Checked before the link is found (a mistake
+  // is answered at once) and again after (the stream may have changed meanwhile).
+  auto stream_for_consumer = [&]() -> Result<Stream*> {
+    auto found = FindStream(name);
+    if (!found) return Error(found.error());
+    for (const auto& other : (*found)->consumers) {
+      if (other->config.name == config.name) {
+        return Error(Status::AlreadyExists("stream " + QuoteForError(name) + " has a consumer " +
+                                           QuoteForError(config.name)));
+      }
+    }
+    return *found;
+  };
+  // The link without the lock: finding the consumer's Ethernet address may take a second, which
+  // the other requests need not wait for. (program_ is set once, at creation.)
+  std::optional<ConsumerLink> link;
+  if (program_) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto checked = stream_for_consumer(); !checked) return Error(checked.error());
+    }
+    auto found = FindConsumerLink(config);
+    if (!found) return Error(found.error());
+    link = std::move(*found);
+  }
   std::lock_guard lock(mu_);
-  auto found = FindStream(name);
+  auto found = stream_for_consumer();
   if (!found) return Error(found.error());
   Stream& stream = **found;
-  for (const auto& other : stream.consumers) {
-    if (other->config.name == config.name) {
-      return Error(Status::AlreadyExists("stream \"" + std::string(name) + "\" has a consumer \"" +
-                                         config.name + "\""));
-    }
-  }
   auto consumer = std::make_unique<Consumer>();
   consumer->config = config;
-  if (Status status = SetUpConsumer(stream, *consumer); !status.ok()) return Error(status);
+  if (Status status = SetUpConsumer(stream, *consumer, link ? &*link : nullptr); !status.ok()) {
+    return Error(status);
+  }
   stream.consumers.push_back(std::move(consumer));
   if (Status status = ApplyPlan(stream); !status.ok()) return Error(status);
   if (Status status = Save(stream); !status.ok()) {

@@ -137,13 +137,19 @@ class FanoutService {
 
  private:
   struct Consumer;
+  struct ConsumerLink;
   struct Stream;
 
   explicit FanoutService(FanoutServiceOptions options);
 
   Result<Stream*> FindStream(std::string_view name) const;   // REQUIRES(mu_)
   Status SetUpStream(Stream& stream);                        // REQUIRES(mu_)
-  Status SetUpConsumer(Stream& stream, Consumer& consumer);  // REQUIRES(mu_)
+  // Where the consumer's copies leave on the eBPF data path. Needs no service state, and may
+  // wait up to a second for the neighbour table: AddConsumer calls it before taking mu_.
+  static Result<ConsumerLink> FindConsumerLink(const ConsumerConfig& config);
+  // `link`: where its copies go, found beforehand; nullptr: find it here.
+  Status SetUpConsumer(Stream& stream, Consumer& consumer,
+                       const ConsumerLink* link);  // REQUIRES(mu_)
   Status ApplyPlan(Stream& stream);                          // REQUIRES(mu_)
   Status Save(const Stream& stream);                         // REQUIRES(mu_)
   void Unsave(std::string_view stream);
