@@ -240,8 +240,7 @@ Result<ThroughputLine> MeasureLine(Path path, size_t consumers, const std::vecto
   if (prog_fd >= 0) {
     auto read = ReadProgramTime(prog_fd);
     if (!read) return Error(read.error());
-    line.bpf = BpfProgramTime{.run_time_ns = read->run_time_ns - bpf_before->run_time_ns,
-                              .run_count = read->run_count - bpf_before->run_count};
+    line.bpf = read->Since(*bpf_before);
   }
   auto after = ReadTotals(testbed);
   if (!after) return Error(after.error());
@@ -366,8 +365,7 @@ Result<PacedLine> RunPaced(const std::string& label, FanoutTestbed& testbed,
   if (prog_fd >= 0) {
     auto read = ReadProgramTime(prog_fd);
     if (!read) return Error(read.error());
-    line.bpf = BpfProgramTime{.run_time_ns = read->run_time_ns - bpf_before->run_time_ns,
-                              .run_count = read->run_count - bpf_before->run_count};
+    line.bpf = read->Since(*bpf_before);
   }
   auto after = ReadTotals(testbed);
   if (!after) return Error(after.error());

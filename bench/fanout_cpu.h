@@ -73,6 +73,12 @@ class BpfRunTimeStats {
 struct BpfProgramTime {
   uint64_t run_time_ns = 0;  // total time the program ran, helpers (clone, redirect) included
   uint64_t run_count = 0;
+
+  // What ran between `before` and this reading.
+  BpfProgramTime Since(const BpfProgramTime& before) const {
+    return {.run_time_ns = run_time_ns - before.run_time_ns,
+            .run_count = run_count - before.run_count};
+  }
 };
 Result<BpfProgramTime> ReadProgramTime(int prog_fd);
 
