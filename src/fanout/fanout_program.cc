@@ -358,7 +358,9 @@ Result<uint32_t> FanoutProgram::AddConsumer(uint32_t stream_id, const ConsumerSp
   value.flags = spec.ingress ? FANOUT_CONSUMER_INGRESS : 0;
   std::copy(spec.dmac.begin(), spec.dmac.end(), value.dmac);
   std::copy(spec.smac.begin(), spec.smac.end(), value.smac);
-  value.policy = spec.policy;
+  value.policies[0] = spec.policy;
+  value.policies[1] = spec.policy;
+  value.policy_index = 0;
   result =
       bpf_map__update_elem(skel_->maps.consumers, &slot, sizeof(slot), &value, sizeof(value), 0);
   if (result != 0) return Error(Status::IoError("cannot add the consumer: " + Errno(-result)));
@@ -380,11 +382,19 @@ Status FanoutProgram::SetPolicy(uint32_t consumer, const ef_consumer_policy& pol
   if (consumer >= kMaxConsumers || !consumers_[consumer].active) {
     return Status::NotFound("no consumer " + std::to_string(consumer));
   }
+  // Two updates, so that the program never reads half of each policy (fanout_maps.h): the new
+  // policy into the entry not in use, then the index that points at it.
   fanout_consumer value{};
   int result = bpf_map__lookup_elem(skel_->maps.consumers, &consumer, sizeof(consumer), &value,
                                     sizeof(value), 0);
+  const uint8_t next = static_cast<uint8_t>((value.policy_index & 1) ^ 1);
   if (result == 0) {
-    value.policy = policy;
+    value.policies[next] = policy;
+    result = bpf_map__update_elem(skel_->maps.consumers, &consumer, sizeof(consumer), &value,
+                                  sizeof(value), 0);
+  }
+  if (result == 0) {
+    value.policy_index = next;
     result = bpf_map__update_elem(skel_->maps.consumers, &consumer, sizeof(consumer), &value,
                                   sizeof(value), 0);
   }

@@ -565,6 +565,11 @@ TEST_F(FanoutProgramTest, SendsEachConsumerWhatTheUserspaceDeciderDoes) {
       ASSERT_TRUE(program_->SetPolicy(slots[0], Policy(1, 4, EF_DROP_PACKET)).ok());
       decider.SetPolicy(0, Policy(1, 4, EF_DROP_PACKET));
     }
+    if (d == datagrams.size() * 3 / 4) {
+      // And again: the policy is double-buffered, so this one goes back to the first buffer.
+      ASSERT_TRUE(program_->SetPolicy(slots[0], Policy(2, 3, EF_DROP_PACKET)).ok());
+      decider.SetPolicy(0, Policy(2, 3, EF_DROP_PACKET));
+    }
     std::vector<Copy> sent =
         Send(tap, Frame({.saddr = kLoopback, .payload = datagrams[d], .udp_checksum = true}));
     copies.insert(copies.end(), sent.begin(), sent.end());

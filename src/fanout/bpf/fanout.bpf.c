@@ -186,7 +186,7 @@ __noinline int fanout_inspect(struct ef_stream_state* state, struct fanout_scrat
 __noinline int fanout_decide(const struct fanout_consumer* c, struct ef_consumer_state* state,
                              const struct fanout_scratch* s, __u32 packets) {
   if (!c || !state || !s) return 0;
-  return (int)ef_decide_datagram(&c->policy, state, s->verdicts, packets);
+  return (int)ef_decide_datagram(&c->policies[c->policy_index & 1], state, s->verdicts, packets);
 }
 
 /* Counts the decision. Not part of fanout_decide: there the mask is a value the verifier knows

@@ -80,7 +80,13 @@ struct fanout_consumer {
   __u8 flags;      /* FANOUT_CONSUMER_* */
   __u8 dmac[6];    /* the Ethernet destination of its copies (its interface's address) */
   __u8 smac[6];    /* the Ethernet source of its copies (the sending interface's address) */
-  struct ef_consumer_policy policy;
+  /* Double-buffered: the program reads policies[policy_index & 1]. A map update copies the whole
+   * value with no atomicity a reader could rely on, so a policy change is two updates: the new
+   * policy into the other entry, then the index (one byte). Each rewrites the bytes a reader may
+   * be using with the same bytes, so a datagram is never decided by half of each policy. */
+  struct ef_consumer_policy policies[2];
+  __u8 policy_index;
+  __u8 pad[3];
 };
 
 /* Value of the per-CPU array `stream_counters`, indexed by stream id. Each CPU adds to its own
