@@ -153,21 +153,32 @@ struct ThroughputLine {
   }
 };
 
+// What a line is measured between: the testbed's interface counters and, on the eBPF path, the
+// fan-out program's run time.
 struct Totals {
   LinkTotals sink;
   LinkTotals edge;
   LinkTotals sender;
+  std::optional<BpfProgramTime> bpf;  // prog_fd < 0: none
 };
 
-Result<Totals> ReadTotals(FanoutTestbed& testbed) {
+Result<Totals> ReadTotals(FanoutTestbed& testbed, int prog_fd) {
   Totals totals;
+  if (prog_fd >= 0) {
+    auto bpf = ReadProgramTime(prog_fd);
+    if (!bpf) return Error(bpf.error());
+    totals.bpf = *bpf;
+  }
   auto sink = testbed.SinkTotals();
   if (!sink) return Error(sink.error());
   auto edge = testbed.EdgeConsumerTotals();
   if (!edge) return Error(edge.error());
   auto sender = testbed.SenderTotals();
   if (!sender) return Error(sender.error());
-  return Totals{*sink, *edge, *sender};
+  totals.sink = *sink;
+  totals.edge = *edge;
+  totals.sender = *sender;
+  return totals;
 }
 
 struct ThroughputOptions {
@@ -219,14 +230,8 @@ Result<ThroughputLine> MeasureLine(Path path, size_t consumers, const std::vecto
   WaitForEdge(taken, taken_at_warmup + warmup.datagrams);
   if (Status quiet = WaitForQuietSink(testbed); !quiet.ok()) return Error(quiet);
 
-  auto before = ReadTotals(testbed);
+  auto before = ReadTotals(testbed, prog_fd);
   if (!before) return Error(before.error());
-  std::optional<BpfProgramTime> bpf_before;
-  if (prog_fd >= 0) {
-    auto read = ReadProgramTime(prog_fd);
-    if (!read) return Error(read.error());
-    bpf_before = *read;
-  }
   const uint64_t taken_before = taken ? taken() : 0;
   const CpuSample cpu_before = meter.Sample();
 
@@ -237,13 +242,9 @@ Result<ThroughputLine> MeasureLine(Path path, size_t consumers, const std::vecto
   if (Status quiet = WaitForQuietSink(testbed); !quiet.ok()) return Error(quiet);
   const CpuSample cpu_after = meter.Sample();
   const uint64_t taken_after = taken ? taken() : 0;
-  if (prog_fd >= 0) {
-    auto read = ReadProgramTime(prog_fd);
-    if (!read) return Error(read.error());
-    line.bpf = read->Since(*bpf_before);
-  }
-  auto after = ReadTotals(testbed);
+  auto after = ReadTotals(testbed, prog_fd);
   if (!after) return Error(after.error());
+  if (after->bpf) line.bpf = after->bpf->Since(*before->bpf);
   if (interrupted.load()) return Error(Interrupted());
 
   line.sent = sent.datagrams;
@@ -338,14 +339,8 @@ Result<PacedLine> RunPaced(const std::string& label, FanoutTestbed& testbed,
 
   PacedLine line;
   line.label = label;
-  auto before = ReadTotals(testbed);
+  auto before = ReadTotals(testbed, prog_fd);
   if (!before) return Error(before.error());
-  std::optional<BpfProgramTime> bpf_before;
-  if (prog_fd >= 0) {
-    auto read = ReadProgramTime(prog_fd);
-    if (!read) return Error(read.error());
-    bpf_before = *read;
-  }
   const CpuSample cpu_before = meter.Sample();
   std::atomic<bool> done{false};
   Status run_status;
@@ -362,13 +357,9 @@ Result<PacedLine> RunPaced(const std::string& label, FanoutTestbed& testbed,
   runner.join();
   SleepFor(20ms);  // the last copies
   const CpuSample cpu_after = meter.Sample();
-  if (prog_fd >= 0) {
-    auto read = ReadProgramTime(prog_fd);
-    if (!read) return Error(read.error());
-    line.bpf = read->Since(*bpf_before);
-  }
-  auto after = ReadTotals(testbed);
+  auto after = ReadTotals(testbed, prog_fd);
   if (!after) return Error(after.error());
+  if (after->bpf) line.bpf = after->bpf->Since(*before->bpf);
   if (interrupted.load()) return Error(Interrupted());
   if (!run_status.ok()) return Error(run_status);
   line.cpu = meter.Between(cpu_before, cpu_after);

@@ -116,16 +116,6 @@ void DisableIpv6(const NetNamespace& netns) {
   }
 }
 
-bpf_tc_hook IngressHook(int ifindex) {
-  // libbpf checks that option bytes it does not know are zero, padding included.
-  bpf_tc_hook hook;
-  std::memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
-  return hook;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<TcDropProgram>> TcDropProgram::Load() {
@@ -254,16 +244,7 @@ Status FanoutTestbed::SendStreamTo(const MacAddress& mac) {
 }
 
 Status FanoutTestbed::ClearUplinkFilters() {
-  auto cleared = edge_->Run([&]() -> Status {
-    bpf_tc_hook hook = IngressHook(uplink_ifindex_);
-    // Both attach points at once: the whole clsact qdisc.
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    if (const int result = bpf_tc_hook_destroy(&hook); result != 0 && result != -ENOENT) {
-      return Status::IoError("cannot remove the tc filters of " + uplink_edge_ + ": " +
-                             Errno(-result));
-    }
-    return Status::Ok();
-  });
+  auto cleared = edge_->Run([&] { return fanout::RemoveTcHooks(uplink_ifindex_); });
   return cleared ? *cleared : cleared.error();
 }
 

@@ -150,13 +150,22 @@ FanoutProgram::~FanoutProgram() {
   fanout__destroy(skel_);
 }
 
-Status AttachTcIngress(int ifindex, int prog_fd, uint32_t handle, uint32_t priority) {
-  // libbpf checks that option bytes it does not know are zero, padding included.
+namespace {
+
+// libbpf checks that option bytes it does not know are zero, padding included.
+bpf_tc_hook TcHook(int ifindex, bpf_tc_attach_point attach_point) {
   bpf_tc_hook hook;
   std::memset(&hook, 0, sizeof(hook));
   hook.sz = sizeof(hook);
   hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
+  hook.attach_point = attach_point;
+  return hook;
+}
+
+}  // namespace
+
+Status AttachTcIngress(int ifindex, int prog_fd, uint32_t handle, uint32_t priority) {
+  bpf_tc_hook hook = TcHook(ifindex, BPF_TC_INGRESS);
   if (const int result = bpf_tc_hook_create(&hook); result != 0 && result != -EEXIST) {
     return Status::IoError("cannot add a clsact qdisc to interface " + std::to_string(ifindex) +
                            ": " + Errno(-result));
@@ -174,6 +183,17 @@ Status AttachTcIngress(int ifindex, int prog_fd, uint32_t handle, uint32_t prior
           " has a tc ingress filter with that handle and priority already");
     }
     return Status::IoError("cannot attach a tc program to interface " + std::to_string(ifindex) +
+                           ": " + Errno(-result));
+  }
+  return Status::Ok();
+}
+
+Status RemoveTcHooks(int ifindex) {
+  // Both attach points at once: the whole clsact qdisc.
+  bpf_tc_hook hook =
+      TcHook(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+  if (const int result = bpf_tc_hook_destroy(&hook); result != 0 && result != -ENOENT) {
+    return Status::IoError("cannot remove the tc filters of interface " + std::to_string(ifindex) +
                            ": " + Errno(-result));
   }
   return Status::Ok();
@@ -199,11 +219,7 @@ Status FanoutProgram::Detach(int ifindex) {
     return Status::NotFound("the fan-out is not attached to interface " + std::to_string(ifindex));
   }
   attached_.erase(it);
-  bpf_tc_hook hook;
-  std::memset(&hook, 0, sizeof(hook));
-  hook.sz = sizeof(hook);
-  hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
+  bpf_tc_hook hook = TcHook(ifindex, BPF_TC_INGRESS);
   bpf_tc_opts options;
   std::memset(&options, 0, sizeof(options));
   options.sz = sizeof(options);

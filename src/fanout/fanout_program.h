@@ -65,6 +65,10 @@ struct StreamCounters {
 // with that handle and priority is there.
 Status AttachTcIngress(int ifindex, int prog_fd, uint32_t handle, uint32_t priority);
 
+// Removes the clsact qdisc of interface `ifindex` with every tc filter on it, ingress and egress
+// (what a process that attached filters and died would leave). OK when there is none.
+Status RemoveTcHooks(int ifindex);
+
 class FanoutProgram {
  public:
   static constexpr uint32_t kMaxStreams = 1024;            // FANOUT_MAX_STREAMS

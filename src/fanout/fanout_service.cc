@@ -196,14 +196,6 @@ Result<MacAddress> ResolveMac(const sockaddr_in& to, const std::string& address,
                                    interface + " (it did not answer ARP); give its mac"));
 }
 
-ef_consumer_policy PolicyOf(Fraction keep, ef_drop_mode mode) {
-  ef_consumer_policy policy{};
-  policy.keep_num = keep.num;
-  policy.keep_den = keep.den;
-  policy.mode = static_cast<uint8_t>(mode);
-  return policy;
-}
-
 }  // namespace
 
 std::optional<Datapath> ParseDatapath(std::string_view text) {

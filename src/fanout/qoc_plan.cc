@@ -133,6 +133,14 @@ std::string Percent(double part, double whole) {
 
 }  // namespace
 
+ef_consumer_policy PolicyOf(Fraction keep, ef_drop_mode mode) {
+  ef_consumer_policy policy{};
+  policy.keep_num = keep.num;
+  policy.keep_den = keep.den;
+  policy.mode = static_cast<__u8>(mode);
+  return policy;
+}
+
 ConsumerPlan PlanConsumer(const ConsumerNeed& consumer, Fraction arriving) {
   ConsumerPlan plan;
   if (arriving.num == 0 || consumer.need >= arriving) {
@@ -157,9 +165,7 @@ ConsumerPlan PlanConsumer(const ConsumerNeed& consumer, Fraction arriving) {
       plan.exact = false;
     }
   }
-  plan.policy.keep_num = plan.residual.num;
-  plan.policy.keep_den = plan.residual.den;
-  plan.policy.mode = static_cast<__u8>(consumer.mode);
+  plan.policy = PolicyOf(plan.residual, consumer.mode);
   return plan;
 }
 
@@ -228,9 +234,7 @@ Result<QocPlan> PlanSensor(std::span<const ConsumerNeed> consumers) {
     // Reduced, whatever the caller's need looked like, since this goes to the sensor as is.
     plan.effective = *MakeFraction(plan.effective.num, plan.effective.den);
   }
-  plan.sensor_policy.keep_num = plan.effective.num;
-  plan.sensor_policy.keep_den = plan.effective.den;
-  plan.sensor_policy.mode = static_cast<__u8>(plan.sensor_mode);
+  plan.sensor_policy = PolicyOf(plan.effective, plan.sensor_mode);
   plan.consumers.reserve(consumers.size());
   for (const ConsumerNeed& c : consumers) plan.consumers.push_back(PlanConsumer(c, plan.effective));
   return plan;

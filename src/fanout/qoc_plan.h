@@ -70,6 +70,9 @@ struct ConsumerNeed {
   ef_drop_mode mode = EF_DROP_PACKET;
 };
 
+// The data path's policy for keeping `keep` of the differential data in `mode`.
+ef_consumer_policy PolicyOf(Fraction keep, ef_drop_mode mode);
+
 // A change of a consumer's need: the fields given replace the need's, the others stay.
 struct ConsumerNeedChange {
   std::optional<Fraction> need;

@@ -53,13 +53,7 @@ Status KeepFromJson(const nlohmann::json& keep, ef_consumer_policy* policy) {
 
 }  // namespace
 
-ef_consumer_policy FullQuality() {
-  ef_consumer_policy policy{};
-  policy.keep_num = 1;
-  policy.keep_den = 1;
-  policy.mode = EF_DROP_FRAME;
-  return policy;
-}
+ef_consumer_policy FullQuality() { return PolicyOf(Fraction::One(), EF_DROP_FRAME); }
 
 Result<ef_consumer_policy> ParseSensorQuality(std::string_view message) {
   if (message.size() > kMaxSensorQualityBytes) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fanout/datagram_decider.h"
+#include "fanout/qoc_plan.h"
 
 namespace {
 
@@ -27,11 +28,7 @@ namespace {
   } while (false)
 
 ef_consumer_policy Policy(uint32_t num, uint32_t den, uint8_t mode) {
-  ef_consumer_policy policy{};
-  policy.keep_num = num;
-  policy.keep_den = den;
-  policy.mode = mode;
-  return policy;
+  return edgeflow::fanout::PolicyOf({num, den}, static_cast<ef_drop_mode>(mode));
 }
 
 }  // namespace

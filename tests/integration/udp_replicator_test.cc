@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fanout/datagram_decider.h"
+#include "fanout/qoc_plan.h"
 #include "fanout/udp_replicator.h"
 #include "support/command_runner.h"
 #include "support/temp_dir.h"
@@ -64,11 +65,7 @@ struct UdpSocket {
 };
 
 ef_consumer_policy Policy(uint32_t num, uint32_t den, uint8_t mode) {
-  ef_consumer_policy p{};
-  p.keep_num = num;
-  p.keep_den = den;
-  p.mode = mode;
-  return p;
+  return fanout::PolicyOf({num, den}, static_cast<ef_drop_mode>(mode));
 }
 
 TEST(UdpReplicatorTest, EveryConsumerGetsExactlyWhatTheDecisionCodeSays) {

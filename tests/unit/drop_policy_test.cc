@@ -10,15 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "fanout/qoc_plan.h"
+
 namespace edgeflow::fanout {
 namespace {
 
-ef_consumer_policy Policy(uint32_t keep_num, uint32_t keep_den, uint8_t mode) {
-  ef_consumer_policy p{};
-  p.keep_num = keep_num;
-  p.keep_den = keep_den;
-  p.mode = mode;
-  return p;
+ef_consumer_policy Policy(uint32_t num, uint32_t den, uint8_t mode) {
+  return PolicyOf({num, den}, static_cast<ef_drop_mode>(mode));
 }
 
 ef_ts_verdict Verdict(uint8_t klass, bool frame_start = false, bool referenced = true) {

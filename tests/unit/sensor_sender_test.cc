@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fanout/datagram_decider.h"
+#include "fanout/qoc_plan.h"
 #include "support/temp_dir.h"
 #include "support/udp_receiver.h"
 #include "ts_test_bytes.h"
@@ -88,11 +89,7 @@ std::filesystem::path WriteFile(const test_support::TempDir& dir, const std::str
 }
 
 ef_consumer_policy Policy(uint32_t num, uint32_t den, uint8_t mode) {
-  ef_consumer_policy p = FullQuality();
-  p.keep_num = num;
-  p.keep_den = den;
-  p.mode = mode;
-  return p;
+  return PolicyOf({num, den}, static_cast<ef_drop_mode>(mode));
 }
 
 using test_support::UdpReceiver;
